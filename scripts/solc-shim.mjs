@@ -24,9 +24,10 @@ if (args.includes('--standard-json')) {
   const output = solc.compile(input, {
     import: (path) => ({ error: `import not provided by forge: ${path}` }),
   });
+  // No process.exit() here: stdout to a pipe is asynchronous in Node, and exiting early
+  // cuts the JSON at 64 KiB. The process ends by itself once the write has drained.
   process.stdout.write(output);
-  process.exit(0);
+} else {
+  process.stderr.write(`solc shim: unsupported arguments: ${args.join(' ')}\n`);
+  process.exitCode = 2;
 }
-
-process.stderr.write(`solc shim: unsupported arguments: ${args.join(' ')}\n`);
-process.exit(2);

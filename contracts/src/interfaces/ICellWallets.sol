@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+/// @title Cell wallets
+/// @notice Per-cell balances of the deployment's settlement token, split into available and
+/// locked (escrow). The cell's owner (the avatar's holder) deposits and withdraws. Markets
+/// (the clearing pool, later the channels) move money only through the operations below,
+/// and money they hold between a payer and a payee sits in the market's own account here,
+/// so `token.balanceOf(this) == sum(available + locked) + sum(marketBalance)` always.
+interface ICellWallets {
+    /// @notice `amount` was deposited into `cellId`'s available balance by `from`.
+    event Deposited(uint256 indexed cellId, address indexed from, uint256 amount);
+    /// @notice The owner withdrew `amount` to `to`.
+    event Withdrawn(uint256 indexed cellId, address indexed to, uint256 amount);
+    /// @notice The owner set how much the agent may commit per UTC day.
+    event DailyCapSet(uint256 indexed cellId, uint256 cap);
+    /// @notice The admin authorised a market contract.
+    event MarketAdded(address indexed market);
+    /// @notice The admin gave up the right to add markets.
+    event AdminRenounced(address indexed admin);
+
+    error WalletUnknownCell(uint256 cellId);
+    error WalletNotCellOwner(uint256 cellId, address caller);
+    error WalletInsufficientBalance(uint256 cellId, uint256 available, uint256 needed);
+    error WalletInsufficientLocked(uint256 cellId, uint256 locked, uint256 needed);
+    error WalletDailyCapExceeded(uint256 cellId, uint256 cap, uint256 spentToday, uint256 amount);
+    error WalletNotMarket(address caller);
+    error WalletNotAdmin(address caller);
+    error WalletMarketUnderfunded(address market, uint256 balance, uint256 needed);
+    error WalletZeroAmount();
+    error WalletAmountTooLarge(uint256 amount);
+
+    /// @notice Deposits `amount` into a cell's wallet from the caller's token balance.
+    /// Anyone may deposit into any cell (a gift cannot hurt the owner).
+    function deposit(uint256 cellId, uint256 amount) external;
+
+    /// @notice Deposits with an ERC-2612 permit, in one call: no separate approval.
+    function depositWithPermit(uint256 cellId, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
+        external;
+
+    /// @notice Withdraws available money to `to`. Owner of the cell only.
+    function withdraw(uint256 cellId, uint256 amount, address to) external;
+
+    /// @notice Sets how much the agent may commit (lock for buying) per UTC day. Owner only.
+    function setDailyCap(uint256 cellId, uint256 cap) external;
+
+    /// @notice Available and locked balance of a cell.
+    function balanceOf(uint256 cellId) external view returns (uint256 available, uint256 locked);
+
+    /// @notice The agent's daily cap, what it committed today, and today's day index.
+    function dailySpend(uint256 cellId) external view returns (uint256 cap, uint256 spentToday, uint256 day);
+
+    /// @notice Money a market holds between payers and payees.
+    function marketBalance(address market) external view returns (uint256);
+
+    /// @notice Whether `market` may move money.
+    function isMarket(address market) external view returns (bool);
+
+    /// @notice Market: moves `amount` from available to locked on behalf of the cell's agent,
+    /// counting it against the agent's daily cap.
+    function lockForAgent(uint256 cellId, uint256 amount) external;
+
+    /// @notice Market: settles an escrow. Takes `locked` out of the cell's locked balance,
+    /// pays `paid` of it into the market's account and returns the rest to available.
+    function settleLocked(uint256 cellId, uint256 locked, uint256 paid) external;
+
+    /// @notice Market: pays `amount` from the market's account to the cell's available balance.
+    function payFromMarket(uint256 cellId, uint256 amount) external;
+}
