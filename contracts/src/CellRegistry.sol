@@ -104,7 +104,18 @@ contract CellRegistry is ERC721, ICellRegistry {
 
     /// @inheritdoc ICellRegistry
     function cellOf(uint256 cellId) external view returns (Cell memory cell) {
-        cell = _cells[cellId];
+        // One SLOAD: the legacy code generator would load the packed struct once per field,
+        // and every order submission calls this. Layout: Solidity's, low-order bits first.
+        Cell storage ref = _cells[cellId];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(ref.slot)
+        }
+        cell.cellType = CellType(uint8(word));
+        cell.status = CellStatus(uint8(word >> 8));
+        cell.agent = address(uint160(word >> 16));
+        cell.maxImportW = uint32(word >> 176);
+        cell.maxExportW = uint32(word >> 208);
         if (cell.status == CellStatus.None) revert RegistryUnknownCell(cellId);
     }
 

@@ -16,13 +16,16 @@ import {ICellWallets} from "./interfaces/ICellWallets.sol";
 contract CellWallets is ICellWallets {
     using SafeERC20 for IERC20;
 
-    struct Balance {
-        uint128 available;
-        uint128 locked;
+    /// @dev Two slots per cell, arranged so that locking escrow for an order, the hot path,
+    /// writes only the second: `total` (= available + locked) does not change when money is
+    /// locked.
+    struct Account {
+        uint128 total;
+        uint128 dailyCap;
     }
 
-    struct Spend {
-        uint96 cap;
+    struct Escrow {
+        uint128 locked;
         uint96 spentToday;
         uint32 day;
     }
@@ -31,8 +34,8 @@ contract CellWallets is ICellWallets {
     ICellRegistry public immutable registry;
     address public admin;
 
-    mapping(uint256 cellId => Balance) private _balances;
-    mapping(uint256 cellId => Spend) private _spends;
+    mapping(uint256 cellId => Account) private _accounts;
+    mapping(uint256 cellId => Escrow) private _escrows;
     mapping(address market => bool) private _markets;
     mapping(address market => uint256) private _marketBalances;
 
@@ -66,8 +69,7 @@ contract CellWallets is ICellWallets {
     function deposit(uint256 cellId, uint256 amount) public {
         _requireCell(cellId);
         if (amount == 0) revert WalletZeroAmount();
-        Balance memory b = _balances[cellId];
-        _setBalance(cellId, _add128(b.available, amount), b.locked);
+        _setTotal(cellId, _add128(_accounts[cellId].total, amount));
         token.safeTransferFrom(msg.sender, address(this), amount);
         emit Deposited(cellId, msg.sender, amount);
     }
@@ -86,11 +88,12 @@ contract CellWallets is ICellWallets {
     function withdraw(uint256 cellId, uint256 amount, address to) external {
         _requireOwner(cellId);
         if (amount == 0) revert WalletZeroAmount();
-        Balance memory b = _balances[cellId];
-        if (b.available < amount) revert WalletInsufficientBalance(cellId, b.available, amount);
-        // Checked above: available >= amount.
+        uint128 total = _accounts[cellId].total;
+        uint256 free = total - _escrows[cellId].locked;
+        if (free < amount) revert WalletInsufficientBalance(cellId, free, amount);
+        // Checked above: amount <= available <= total.
         unchecked {
-            _setBalance(cellId, b.available - uint128(amount), b.locked);
+            _setTotal(cellId, total - uint128(amount));
         }
         token.safeTransfer(to, amount);
         emit Withdrawn(cellId, to, amount);
@@ -99,22 +102,28 @@ contract CellWallets is ICellWallets {
     /// @inheritdoc ICellWallets
     function setDailyCap(uint256 cellId, uint256 cap) external {
         _requireOwner(cellId);
-        Spend storage spend = _spends[cellId];
-        spend.cap = cap > type(uint96).max ? type(uint96).max : uint96(cap);
+        _accounts[cellId].dailyCap = cap > type(uint96).max ? type(uint96).max : uint128(cap);
+        // Roll the spending record to today (what was spent today stays spent). Besides, this
+        // makes the escrow slot non-zero before the agent's first order, so that order pays
+        // 2,900 gas to write it rather than 22,100 (EIP-2200 / EIP-2929 pricing).
+        Escrow memory e = _escrows[cellId];
+        uint32 today = uint32(block.timestamp / 1 days);
+        if (e.day != today) _setEscrow(cellId, Escrow({locked: e.locked, spentToday: 0, day: today}));
         emit DailyCapSet(cellId, cap);
     }
 
     /// @inheritdoc ICellWallets
     function balanceOf(uint256 cellId) external view returns (uint256 available, uint256 locked) {
-        Balance memory b = _balances[cellId];
-        return (b.available, b.locked);
+        uint256 total = _accounts[cellId].total;
+        locked = _escrows[cellId].locked;
+        available = total - locked;
     }
 
     /// @inheritdoc ICellWallets
     function dailySpend(uint256 cellId) external view returns (uint256 cap, uint256 spentToday, uint256 day) {
-        Spend memory spend = _spends[cellId];
+        Escrow memory e = _escrows[cellId];
         uint256 today = block.timestamp / 1 days;
-        return (spend.cap, spend.day == today ? spend.spentToday : 0, today);
+        return (_accounts[cellId].dailyCap, e.day == today ? e.spentToday : 0, today);
     }
 
     /// @inheritdoc ICellWallets
@@ -129,31 +138,43 @@ contract CellWallets is ICellWallets {
 
     /// @inheritdoc ICellWallets
     function lockForAgent(uint256 cellId, uint256 amount) external onlyMarket {
-        Spend memory spend = _spends[cellId];
+        // The hot path of every buy order: read each slot once and write the escrow slot
+        // once (the code generator would otherwise load and store packed structs field by
+        // field). Layouts are Solidity's own for {Account} and {Escrow}.
+        Account storage accountRef = _accounts[cellId];
+        Escrow storage escrowRef = _escrows[cellId];
+        uint256 account;
+        uint256 escrow;
+        assembly ("memory-safe") {
+            account := sload(accountRef.slot)
+            escrow := sload(escrowRef.slot)
+        }
+        uint256 total = uint128(account);
+        uint256 cap = account >> 128;
+        uint256 lockedNow = uint128(escrow);
         uint32 today = uint32(block.timestamp / 1 days);
-        uint256 spent = spend.day == today ? spend.spentToday : 0;
-        if (spent + amount > spend.cap) revert WalletDailyCapExceeded(cellId, spend.cap, spent, amount);
-        // spent + amount <= cap <= type(uint96).max, checked above.
-        _spends[cellId] = Spend({cap: spend.cap, spentToday: uint96(spent + amount), day: today});
-
-        Balance memory b = _balances[cellId];
-        if (b.available < amount) revert WalletInsufficientBalance(cellId, b.available, amount);
-        // available >= amount (checked) and amount <= uint96 max, so locked + amount fits the
-        // token supply, which every balance here is part of (uint128 is far above any supply).
-        unchecked {
-            _setBalance(cellId, b.available - uint128(amount), b.locked + uint128(amount));
+        uint256 spent = uint32(escrow >> 224) == today ? uint96(escrow >> 128) : 0;
+        if (spent + amount > cap) revert WalletDailyCapExceeded(cellId, cap, spent, amount);
+        if (total - lockedNow < amount) revert WalletInsufficientBalance(cellId, total - lockedNow, amount);
+        // spent + amount <= cap <= uint96 max (setDailyCap clamps it) and
+        // locked + amount <= total < 2^128: both checked above, so the fields cannot spill.
+        escrow = (lockedNow + amount) | ((spent + amount) << 128) | (uint256(today) << 224);
+        assembly ("memory-safe") {
+            sstore(escrowRef.slot, escrow)
         }
     }
 
     /// @inheritdoc ICellWallets
     function settleLocked(uint256 cellId, uint256 locked, uint256 paid) external onlyMarket {
-        Balance memory b = _balances[cellId];
-        if (b.locked < locked) revert WalletInsufficientLocked(cellId, b.locked, locked);
+        Escrow memory e = _escrows[cellId];
+        if (e.locked < locked) revert WalletInsufficientLocked(cellId, e.locked, locked);
         if (paid > locked) revert WalletInsufficientLocked(cellId, locked, paid);
-        // locked <= b.locked and paid <= locked, checked above; the refund is part of money
-        // already in this contract, so available cannot overflow uint128.
+        // paid <= locked <= e.locked <= total, checked above; the market's balance is part of
+        // the tokens this contract holds, so it cannot overflow.
         unchecked {
-            _setBalance(cellId, b.available + uint128(locked - paid), b.locked - uint128(locked));
+            e.locked -= uint128(locked);
+            _setEscrow(cellId, e);
+            _setTotal(cellId, _accounts[cellId].total - uint128(paid));
             _marketBalances[msg.sender] += paid;
         }
     }
@@ -162,17 +183,21 @@ contract CellWallets is ICellWallets {
     function payFromMarket(uint256 cellId, uint256 amount) external onlyMarket {
         uint256 held = _marketBalances[msg.sender];
         if (held < amount) revert WalletMarketUnderfunded(msg.sender, held, amount);
-        Balance memory b = _balances[cellId];
-        // amount <= held, checked; available + amount is money already in this contract.
+        // amount <= held, checked; total + amount is money already in this contract.
         unchecked {
             _marketBalances[msg.sender] = held - amount;
-            _setBalance(cellId, b.available + uint128(amount), b.locked);
+            _setTotal(cellId, _accounts[cellId].total + uint128(amount));
         }
     }
 
-    /// @dev The one place a cell balance changes.
-    function _setBalance(uint256 cellId, uint128 available, uint128 locked) private {
-        _balances[cellId] = Balance({available: available, locked: locked});
+    /// @dev One of the two places a cell balance changes: what the cell holds in all.
+    function _setTotal(uint256 cellId, uint128 total) private {
+        _accounts[cellId].total = total;
+    }
+
+    /// @dev The other: what of it is locked, and the agent's spending today.
+    function _setEscrow(uint256 cellId, Escrow memory e) private {
+        _escrows[cellId] = e;
     }
 
     function _add128(uint128 a, uint256 b) private pure returns (uint128) {
