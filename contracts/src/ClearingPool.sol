@@ -270,9 +270,14 @@ contract ClearingPool is IClearingPool, EIP712 {
     /// E = min(Qs, Qb), Qs = what sellers delivered (capped at schedule, 0 without a reading),
     /// Qb = what buyers took (capped at schedule, the full schedule without a reading).
     /// Buyers pay P * q * E / Qb and sellers share what buyers paid in proportion to q.
-    function _payOut(Interval storage s, uint64 interval, uint256 cell, Position storage p, bool reported, uint256 escrow)
-        private
-    {
+    function _payOut(
+        Interval storage s,
+        uint64 interval,
+        uint256 cell,
+        Position storage p,
+        bool reported,
+        uint256 escrow
+    ) private {
         uint256 qs = s.sellDeliveredWh;
         uint256 qb = uint256(s.buyDeliveredWh) + s.volumeWh - s.buyReportedScheduledWh;
         uint256 traded = qs < qb ? qs : qb;

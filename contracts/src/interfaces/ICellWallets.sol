@@ -35,8 +35,7 @@ interface ICellWallets {
     function deposit(uint256 cellId, uint256 amount) external;
 
     /// @notice Deposits with an ERC-2612 permit, in one call: no separate approval.
-    function depositWithPermit(uint256 cellId, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s)
-        external;
+    function depositWithPermit(uint256 cellId, uint256 amount, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external;
 
     /// @notice Withdraws available money to `to`. Owner of the cell only.
     function withdraw(uint256 cellId, uint256 amount, address to) external;

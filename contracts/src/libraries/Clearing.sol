@@ -109,13 +109,11 @@ library Clearing {
     /// floor(C_i * F / M) - floor(C_{i-1} * F / M), where C is the running energy, F the energy
     /// to share and M the marginal energy. The shares add up to exactly F, each is within 1 Wh
     /// of its exact share, and none exceeds its order (F <= M).
-    function fill(
-        Result memory result,
-        bool isBuy,
-        uint256 limitPrice,
-        uint256 energy,
-        uint256 marginalBefore
-    ) internal pure returns (uint256) {
+    function fill(Result memory result, bool isBuy, uint256 limitPrice, uint256 energy, uint256 marginalBefore)
+        internal
+        pure
+        returns (uint256)
+    {
         if (!result.trades) return 0;
         if (isBuy) {
             if (limitPrice > result.price) return energy;

@@ -140,10 +140,7 @@ abstract contract PoolFixture is Test {
     {
         uint256 n = orders.length;
         ReferenceAuction.Book memory book = ReferenceAuction.Book({
-            isBuy: new bool[](n),
-            price: new uint256[](n),
-            energy: new uint256[](n),
-            live: new bool[](n)
+            isBuy: new bool[](n), price: new uint256[](n), energy: new uint256[](n), live: new bool[](n)
         });
         for (uint256 i = 0; i < n; ++i) {
             book.isBuy[i] = orders[i].side == Side.Buy;

@@ -1,0 +1,97 @@
+/**
+ * A one-command devnet: anvil from the npm registry, the TE core deployed, test accounts
+ * funded with the devnet token, and the manifest written.
+ */
+import { type Account, createPublicClient, createWalletClient, defineChain, http } from 'viem';
+import { mnemonicToAccount } from 'viem/accounts';
+import { abiHash, devnetTokenAbi } from '../abi/contracts.generated.js';
+import { type Manifest, writeManifest } from '../manifest/index.js';
+import { type CoreDeployment, deployCore, type PoolParameters } from './deployCore.js';
+import { type Anvil, startAnvil } from './startAnvil.js';
+
+export { type CoreDeployment, defaultPoolParameters, deployCore, type PoolParameters } from './deployCore.js';
+export { type Anvil, AnvilStartError, anvilBinaryPath, startAnvil } from './startAnvil.js';
+
+/** anvil's well-known development mnemonic: its keys are public, use them on devnets only. */
+export const DEVNET_MNEMONIC = 'test test test test test test test test test test test junk';
+
+/** The i-th anvil development account. */
+export function devnetAccount(index: number): Account {
+  return mnemonicToAccount(DEVNET_MNEMONIC, { addressIndex: index });
+}
+
+export interface StartDevnetParameters {
+  port: number;
+  chainId?: number;
+  stateFile?: string;
+  pool: PoolParameters;
+  manifestPath: string;
+  /** How many development accounts get devnet tokens (100,000 dEUR each). */
+  fundedAccounts?: number;
+  onStep?: (step: string) => void;
+}
+
+export interface Devnet {
+  anvil: Anvil;
+  manifest: Manifest;
+  manifestPath: string;
+  deployment: CoreDeployment;
+  stop(): Promise<void>;
+}
+
+/** Starts anvil, deploys the TE core, funds test accounts and writes the manifest. */
+export async function startDevnet(parameters: StartDevnetParameters): Promise<Devnet> {
+  const step = parameters.onStep ?? (() => {});
+  const anvil = await startAnvil({
+    port: parameters.port,
+    ...(parameters.chainId !== undefined ? { chainId: parameters.chainId } : {}),
+    ...(parameters.stateFile !== undefined ? { stateFile: parameters.stateFile } : {}),
+  });
+  step(`anvil listening on ${anvil.rpcUrl} (chain id ${anvil.chainId})`);
+  try {
+    const chain = defineChain({
+      id: anvil.chainId,
+      name: 'gridcell devnet',
+      nativeCurrency: { name: 'Ether', symbol: 'ETH', decimals: 18 },
+      rpcUrls: { default: { http: [anvil.rpcUrl] } },
+    });
+    const transport = http(anvil.rpcUrl);
+    const publicClient = createPublicClient({ chain, transport, pollingInterval: 50 });
+    const deployer = devnetAccount(0);
+    const walletClient = createWalletClient({ chain, transport, account: deployer });
+    const deployment = await deployCore({ publicClient, walletClient, pool: parameters.pool, onStep: step });
+
+    const funded = parameters.fundedAccounts ?? 10;
+    for (let i = 0; i < funded; i++) {
+      const hash = await walletClient.writeContract({
+        address: deployment.token,
+        abi: devnetTokenAbi,
+        functionName: 'faucet',
+        args: [devnetAccount(i).address, 100_000_000_000n],
+      });
+      await publicClient.waitForTransactionReceipt({ hash });
+    }
+    step(`funded ${funded} development accounts with 100,000 dEUR each`);
+
+    const manifest: Manifest = {
+      version: 1,
+      chainId: anvil.chainId,
+      rpcUrl: anvil.rpcUrl,
+      deploymentBlock: deployment.deploymentBlock,
+      abiHash,
+      pool: parameters.pool,
+      contracts: {
+        token: deployment.token,
+        registry: deployment.registry,
+        wallets: deployment.wallets,
+        pool: deployment.pool,
+      },
+    };
+    const manifestPath = writeManifest(parameters.manifestPath, manifest);
+    step(`wrote the deployment manifest to ${manifestPath}`);
+    return { anvil, manifest, manifestPath, deployment, stop: () => anvil.stop() };
+  } catch (error) {
+    await anvil.stop();
+    throw error;
+  }
+}

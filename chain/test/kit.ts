@@ -1,0 +1,114 @@
+/**
+ * Helpers for vitest files that run against the shared anvil of the global setup: fresh
+ * funded accounts, cells with their own agent and meter keys, and the chain clock.
+ */
+import { type Address, createTestClient, http, type LocalAccount, parseEther } from 'viem';
+import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
+import { inject } from 'vitest';
+import { cellRegistryAbi, cellWalletsAbi, devnetTokenAbi } from '../abi/contracts.generated.js';
+import { createGridcellClients, type GridcellClients } from '../client/index.js';
+import { type Manifest, readManifest } from '../manifest/index.js';
+import type { CellType } from '../units/index.js';
+
+export interface Kit extends GridcellClients {
+  manifest: Manifest;
+  rpcUrl: string;
+  /** A fresh account with 100 ETH for gas. */
+  freshAccount(): Promise<LocalAccount>;
+  /** Connects a cell owned by a fresh account, funds its wallet and lifts the agent's cap. */
+  newCell(cellType: CellType, funds?: bigint): Promise<TestCell>;
+  /** Mines a block at `timestamp` (Unix seconds); later blocks follow from there. */
+  setChainTime(timestamp: bigint): Promise<void>;
+  chainTime(): Promise<bigint>;
+}
+
+export interface TestCell {
+  id: bigint;
+  owner: LocalAccount;
+  agent: LocalAccount;
+  meter: LocalAccount;
+}
+
+export function useKit(): Kit {
+  const manifest = readManifest(inject('manifestPath'));
+  const rpcUrl = inject('rpcUrl');
+  const clients = createGridcellClients({ manifest, pollingIntervalMs: 20 });
+  const testClient = createTestClient({ chain: clients.chain, mode: 'anvil', transport: http(rpcUrl) });
+  const { publicClient } = clients;
+
+  async function freshAccount(): Promise<LocalAccount> {
+    const account = privateKeyToAccount(generatePrivateKey());
+    await testClient.setBalance({ address: account.address, value: parseEther('100') });
+    return account;
+  }
+
+  async function write(
+    account: LocalAccount,
+    request: { address: Address; abi: readonly unknown[]; functionName: string; args: readonly unknown[] },
+  ) {
+    const { walletClient } = createGridcellClients({ manifest, account, pollingIntervalMs: 20 });
+    if (!walletClient) throw new Error('no wallet client');
+    // biome-ignore lint/suspicious/noExplicitAny: a generic helper over every generated ABI
+    const hash = await walletClient.writeContract(request as any);
+    const receipt = await publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== 'success') throw new Error(`${request.functionName} failed`);
+    return receipt;
+  }
+
+  async function newCell(cellType: CellType, funds = 10_000_000_000n): Promise<TestCell> {
+    const owner = await freshAccount();
+    const agent = privateKeyToAccount(generatePrivateKey());
+    const meter = privateKeyToAccount(generatePrivateKey());
+    const { contracts } = manifest;
+    const id = await publicClient.readContract({
+      address: contracts.registry,
+      abi: cellRegistryAbi,
+      functionName: 'cellCount',
+    });
+    await write(owner, {
+      address: contracts.registry,
+      abi: cellRegistryAbi,
+      functionName: 'connect',
+      args: [owner.address, cellType, 0n, 100_000, 100_000, agent.address, [meter.address]],
+    });
+    const cellId = id + 1n;
+    if (funds > 0n) {
+      await write(owner, {
+        address: contracts.token,
+        abi: devnetTokenAbi,
+        functionName: 'faucet',
+        args: [owner.address, funds],
+      });
+      await write(owner, {
+        address: contracts.token,
+        abi: devnetTokenAbi,
+        functionName: 'approve',
+        args: [contracts.wallets, funds],
+      });
+      await write(owner, {
+        address: contracts.wallets,
+        abi: cellWalletsAbi,
+        functionName: 'deposit',
+        args: [cellId, funds],
+      });
+      await write(owner, {
+        address: contracts.wallets,
+        abi: cellWalletsAbi,
+        functionName: 'setDailyCap',
+        args: [cellId, 2n ** 96n - 1n],
+      });
+    }
+    return { id: cellId, owner, agent, meter };
+  }
+
+  async function setChainTime(timestamp: bigint): Promise<void> {
+    await testClient.setNextBlockTimestamp({ timestamp });
+    await testClient.mine({ blocks: 1 });
+  }
+
+  async function chainTime(): Promise<bigint> {
+    return (await publicClient.getBlock()).timestamp;
+  }
+
+  return { ...clients, manifest, rpcUrl, freshAccount, newCell, setChainTime, chainTime };
+}

@@ -1,0 +1,108 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { startDevnet } from '../../chain/devnet/index.js';
+import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
+import { onShutdown, parseOptions } from '../options.js';
+
+export const devnetHelp = `gridcell devnet: start a local chain with gridcell deployed
+
+Starts anvil (from the npm package), deploys the token, cell registry, wallets and clearing
+pool, funds anvil's ten development accounts with 100,000 dEUR each, writes the deployment
+manifest, and runs until Ctrl-C.
+
+Options:
+  --port N                 RPC port (default 8545)
+  --chain-id N             chain id (default 31337)
+  --interval-seconds N     delivery interval length, s (default 900)
+  --gate-lead N            gate closure before delivery, s (default 300)
+  --settlement-window N    time to hand in readings after delivery, s (default 3600)
+  --max-orders N           orders per interval, bounds clearing gas (default 1200)
+  --state FILE             persist the chain to FILE on exit and reload it on start
+  --manifest FILE          where to write the manifest (default ${DEFAULT_MANIFEST_PATH})
+  --json                   print the manifest as JSON instead of a summary
+  -h, --help               show this help
+`;
+
+const schema = z
+  .object({
+    port: z.coerce.number().int().min(1).max(65535).default(8545),
+    'chain-id': z.coerce.number().int().positive().default(31337),
+    'interval-seconds': z.coerce.bigint().positive().default(900n),
+    'gate-lead': z.coerce.bigint().nonnegative().default(300n),
+    'settlement-window': z.coerce.bigint().positive().default(3600n),
+    'max-orders': z.coerce.bigint().positive().max(4_294_967_295n).default(1200n),
+    state: z.string().min(1).optional(),
+    manifest: z.string().min(1).default(DEFAULT_MANIFEST_PATH),
+    json: z.boolean().default(false),
+  })
+  .refine((o) => o['gate-lead'] < o['interval-seconds'] * 96n, {
+    message: 'gate lead must be shorter than 96 intervals',
+    path: ['gate-lead'],
+  });
+
+/** `gridcell devnet`: runs until SIGINT or SIGTERM. */
+export async function devnetCommand(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      port: { type: 'string' },
+      'chain-id': { type: 'string' },
+      'interval-seconds': { type: 'string' },
+      'gate-lead': { type: 'string' },
+      'settlement-window': { type: 'string' },
+      'max-orders': { type: 'string' },
+      state: { type: 'string' },
+      manifest: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(devnetHelp);
+    return;
+  }
+  const options = parseOptions(schema, values, 'devnet');
+  const log = options.json ? () => {} : (line: string) => process.stdout.write(`devnet: ${line}\n`);
+  const devnet = await startDevnet({
+    port: options.port,
+    chainId: options['chain-id'],
+    ...(options.state !== undefined ? { stateFile: options.state } : {}),
+    manifestPath: options.manifest,
+    pool: {
+      intervalSeconds: options['interval-seconds'],
+      gateClosureLead: options['gate-lead'],
+      settlementWindow: options['settlement-window'],
+      maxOrdersPerInterval: options['max-orders'],
+    },
+    onStep: log,
+  });
+  if (options.json) {
+    process.stdout.write(
+      `${JSON.stringify(devnet.manifest, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`,
+    );
+  } else {
+    const c = devnet.manifest.contracts;
+    process.stdout.write(
+      [
+        '',
+        `  RPC           ${devnet.anvil.rpcUrl}   (chain id ${devnet.anvil.chainId})`,
+        `  token (dEUR)  ${c.token}`,
+        `  registry      ${c.registry}`,
+        `  wallets       ${c.wallets}`,
+        `  pool          ${c.pool}`,
+        `  interval      ${devnet.manifest.pool.intervalSeconds} s, gate closes ${devnet.manifest.pool.gateClosureLead} s before delivery`,
+        `  manifest      ${devnet.manifestPath}`,
+        '',
+        '  Development accounts: anvil\'s mnemonic "test test ... junk" (public keys: devnet only).',
+        '  Ctrl-C stops the devnet.',
+        '',
+      ].join('\n'),
+    );
+  }
+  await onShutdown(async (signal) => {
+    log(`${signal}: stopping anvil`);
+    await devnet.stop();
+    log('stopped');
+  });
+}
