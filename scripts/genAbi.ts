@@ -3,7 +3,7 @@
  * TypeScript never carries a hand-copied ABI. Run after `forge build` (npm's `prepare` does).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -43,5 +43,6 @@ lines.push(
   '',
 );
 const target = join(root, 'chain', 'abi', 'contracts.generated.ts');
+mkdirSync(dirname(target), { recursive: true });
 writeFileSync(target, lines.join('\n'));
 console.log(`wrote ${target}`);
