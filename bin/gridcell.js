@@ -3,4 +3,6 @@
 import { register } from 'tsx/esm/api';
 
 register();
-await import('../cli/main.ts');
+const { run } = await import('../cli/main.ts');
+const { processIo } = await import('../cli/io.ts');
+process.exitCode = await run(process.argv.slice(2), processIo());

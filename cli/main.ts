@@ -2,10 +2,24 @@
  * The `gridcell` command line: one entry, a subcommand per part of the platform.
  */
 import { BaseError } from '../chain/errors/index.js';
+import { cellsCommand } from './commands/cells.js';
+import { deployCommand } from './commands/deploy.js';
 import { devnetCommand } from './commands/devnet.js';
+import { keysCommand } from './commands/keys.js';
+import { marketCommand } from './commands/market.js';
+import { walletCommand } from './commands/wallet.js';
+import type { Io } from './io.js';
+import { UsageError } from './options.js';
 
-const commands: Record<string, { summary: string; run: (argv: string[]) => Promise<void> }> = {
+type Command = { summary: string; run: (argv: string[], io: Io) => Promise<void> };
+
+export const commands: Record<string, Command> = {
   devnet: { summary: 'start a local chain (anvil) with gridcell deployed', run: devnetCommand },
+  deploy: { summary: 'deploy gridcell to any EVM chain', run: deployCommand },
+  keys: { summary: 'create, import and list encrypted keys', run: keysCommand },
+  cells: { summary: 'register and manage power cells', run: cellsCommand },
+  wallet: { summary: "deposit, withdraw, balances, the agent's daily cap", run: walletCommand },
+  market: { summary: 'orders, cancellations, interval results, clearing', run: marketCommand },
 };
 
 const help = `gridcell: transactive energy after IDEA, settled on chain
@@ -20,31 +34,29 @@ ${Object.entries(commands)
 Run \`gridcell <command> --help\` for a command's options.
 `;
 
-async function main(argv: string[]): Promise<number> {
+/**
+ * Runs one command line.
+ * @returns The exit code: 0 done, 1 failed, 2 wrong usage.
+ */
+export async function run(argv: string[], io: Io): Promise<number> {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(help);
+    io.out(help);
     return name ? 0 : 2;
   }
   const command = commands[name];
   if (!command) {
-    process.stderr.write(`gridcell: unknown command '${name}'\n\n${help}`);
+    io.err(`gridcell: unknown command '${name}'\n\n${help}`);
     return 2;
   }
   try {
-    await command.run(rest);
+    await command.run(rest, io);
     return 0;
   } catch (error) {
     if (error instanceof BaseError) {
-      process.stderr.write(`gridcell ${name}: ${error.message}\n`);
-      return 1;
-    }
-    if (error instanceof Error && 'code' in error && String(error.code).startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`gridcell ${name}: ${error.message}\nRun \`gridcell ${name} --help\`.\n`);
-      return 2;
+      io.err(`gridcell ${name}: ${error.message}\n`);
+      return error instanceof UsageError ? 2 : 1;
     }
     throw error;
   }
 }
-
-process.exitCode = await main(process.argv.slice(2));

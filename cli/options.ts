@@ -1,4 +1,9 @@
-import type { z } from 'zod';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+
+type ParseArgsOptionsConfig = NonNullable<ParseArgsConfig['options']>;
+
+import { getAddress, isAddress, parseUnits } from 'viem';
+import { z } from 'zod';
 import { BaseError } from '../chain/errors/index.js';
 
 /** A command-line argument was wrong; the message names it and what was expected. */
@@ -11,14 +16,58 @@ export function parseOptions<S extends z.ZodType>(schema: S, values: unknown, co
   const parsed = schema.safeParse(values);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
-  const name = issue?.path.length ? `--${issue.path.join('.')}` : 'arguments';
-  const received = issue?.path.length
-    ? JSON.stringify((values as Record<string, unknown>)[String(issue.path[0])])
-    : '';
+  const key = issue?.path[0];
+  const name =
+    key === undefined ? 'arguments' : typeof key === 'number' ? `argument ${key + 1}` : `--${String(key)}`;
+  const raw =
+    key === undefined ? undefined : (values as Record<string | number, unknown>)[key as string | number];
+  const received = raw === undefined ? '' : ` ${JSON.stringify(raw)}`;
   throw new UsageError(
-    `invalid ${name}${received ? ` ${received}` : ''}: ${issue?.message ?? 'invalid'} (see \`gridcell ${command} --help\`)`,
+    `invalid ${name}${received}: ${issue?.message ?? 'invalid'} (see \`gridcell ${command} --help\`)`,
   );
 }
+
+/** parseArgs with strict checking; unknown options become a UsageError. */
+export function parseCommandLine<const O extends ParseArgsOptionsConfig>(
+  argv: string[],
+  options: O,
+  command: string,
+) {
+  try {
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: true } as const);
+  } catch (cause) {
+    throw new UsageError(`${(cause as Error).message} (see \`gridcell ${command} --help\`)`);
+  }
+}
+
+/** Zod types for command-line values. */
+export const arg = {
+  address: z
+    .string()
+    .refine((s) => isAddress(s, { strict: false }), { message: 'expected a 0x-prefixed 20-byte hex address' })
+    .transform((s) => getAddress(s)),
+  cellId: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'expected a cell id, a positive integer')
+    .transform((s) => BigInt(s)),
+  uint: z
+    .string()
+    .regex(/^\d+$/, 'expected a non-negative integer')
+    .transform((s) => BigInt(s)),
+  positiveInt: z
+    .string()
+    .regex(/^[1-9]\d*$/, 'expected a positive integer')
+    .transform((s) => BigInt(s)),
+  /** A token amount in whole units with up to `decimals` decimals: "12.5" → base units. */
+  tokenAmount: (decimals: number) =>
+    z
+      .string()
+      .regex(
+        new RegExp(`^\\d+(\\.\\d{1,${decimals}})?$`),
+        `expected an amount like 12.5 (at most ${decimals} decimals)`,
+      )
+      .transform((s) => parseUnits(s, decimals)),
+};
 
 /**
  * Waits for SIGINT or SIGTERM, then runs `close` once: the one shutdown path of a daemon.

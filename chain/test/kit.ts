@@ -12,6 +12,8 @@ import type { CellType } from '../units/index.js';
 
 export interface Kit extends GridcellClients {
   manifest: Manifest;
+  /** The devnet manifest file of the global setup. */
+  manifestPath: string;
   rpcUrl: string;
   /** A fresh account with 100 ETH for gas. */
   freshAccount(): Promise<LocalAccount>;
@@ -30,7 +32,8 @@ export interface TestCell {
 }
 
 export function useKit(): Kit {
-  const manifest = readManifest(inject('manifestPath'));
+  const manifestPath = inject('manifestPath');
+  const manifest = readManifest(manifestPath);
   const rpcUrl = inject('rpcUrl');
   const clients = createGridcellClients({ manifest, pollingIntervalMs: 20 });
   const testClient = createTestClient({ chain: clients.chain, mode: 'anvil', transport: http(rpcUrl) });
@@ -110,5 +113,5 @@ export function useKit(): Kit {
     return (await publicClient.getBlock()).timestamp;
   }
 
-  return { ...clients, manifest, rpcUrl, freshAccount, newCell, setChainTime, chainTime };
+  return { ...clients, manifest, manifestPath, rpcUrl, freshAccount, newCell, setChainTime, chainTime };
 }

@@ -1,8 +1,11 @@
-import { parseArgs } from 'node:util';
+import { createTestClient, http } from 'viem';
 import { z } from 'zod';
+import { createGridcellClients } from '../../chain/client/index.js';
+import { startDevnetClock } from '../../chain/clock/index.js';
 import { startDevnet } from '../../chain/devnet/index.js';
 import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
-import { onShutdown, parseOptions } from '../options.js';
+import { type Io, json } from '../io.js';
+import { onShutdown, parseCommandLine, parseOptions } from '../options.js';
 
 export const devnetHelp = `gridcell devnet: start a local chain with gridcell deployed
 
@@ -17,6 +20,9 @@ Options:
   --gate-lead N            gate closure before delivery, s (default 300)
   --settlement-window N    time to hand in readings after delivery, s (default 3600)
   --max-orders N           orders per interval, bounds clearing gas (default 1200)
+  --speed X                run the chain clock X times faster than the wall clock, by
+                           mining a block with an accelerated timestamp every 0.5 s
+                           (60: a 15-minute interval passes in 15 s; default 1 = real time)
   --state FILE             persist the chain to FILE on exit and reload it on start
   --manifest FILE          where to write the manifest (default ${DEFAULT_MANIFEST_PATH})
   --json                   print the manifest as JSON instead of a summary
@@ -31,6 +37,7 @@ const schema = z
     'gate-lead': z.coerce.bigint().nonnegative().default(300n),
     'settlement-window': z.coerce.bigint().positive().default(3600n),
     'max-orders': z.coerce.bigint().positive().max(4_294_967_295n).default(1200n),
+    speed: z.coerce.number().positive().max(100_000).default(1),
     state: z.string().min(1).optional(),
     manifest: z.string().min(1).default(DEFAULT_MANIFEST_PATH),
     json: z.boolean().default(false),
@@ -41,29 +48,30 @@ const schema = z
   });
 
 /** `gridcell devnet`: runs until SIGINT or SIGTERM. */
-export async function devnetCommand(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
+export async function devnetCommand(argv: string[], io: Io): Promise<void> {
+  const { values } = parseCommandLine(
+    argv,
+    {
       port: { type: 'string' },
       'chain-id': { type: 'string' },
       'interval-seconds': { type: 'string' },
       'gate-lead': { type: 'string' },
       'settlement-window': { type: 'string' },
       'max-orders': { type: 'string' },
+      speed: { type: 'string' },
       state: { type: 'string' },
       manifest: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+    'devnet',
+  );
   if (values.help) {
-    process.stdout.write(devnetHelp);
+    io.out(devnetHelp);
     return;
   }
   const options = parseOptions(schema, values, 'devnet');
-  const log = options.json ? () => {} : (line: string) => process.stdout.write(`devnet: ${line}\n`);
+  const log = options.json ? () => {} : (line: string) => io.out(`devnet: ${line}\n`);
   const devnet = await startDevnet({
     port: options.port,
     chainId: options['chain-id'],
@@ -77,13 +85,21 @@ export async function devnetCommand(argv: string[]): Promise<void> {
     },
     onStep: log,
   });
+  const clock =
+    options.speed === 1
+      ? undefined
+      : startDevnetClock({
+          publicClient: createGridcellClients({ manifest: devnet.manifest }).publicClient,
+          testClient: createTestClient({ mode: 'anvil', transport: http(devnet.anvil.rpcUrl) }),
+          speed: options.speed,
+          onError: (error) =>
+            io.err(`devnet: the clock could not mine a block: ${(error as Error).message}\n`),
+        });
   if (options.json) {
-    process.stdout.write(
-      `${JSON.stringify(devnet.manifest, (_k, v) => (typeof v === 'bigint' ? v.toString() : v))}\n`,
-    );
+    io.out(json(devnet.manifest));
   } else {
     const c = devnet.manifest.contracts;
-    process.stdout.write(
+    io.out(
       [
         '',
         `  RPC           ${devnet.anvil.rpcUrl}   (chain id ${devnet.anvil.chainId})`,
@@ -93,6 +109,7 @@ export async function devnetCommand(argv: string[]): Promise<void> {
         `  pool          ${c.pool}`,
         `  interval      ${devnet.manifest.pool.intervalSeconds} s, gate closes ${devnet.manifest.pool.gateClosureLead} s before delivery`,
         `  manifest      ${devnet.manifestPath}`,
+        `  clock         ${options.speed === 1 ? 'real time (blocks on demand)' : `${options.speed}x real time`}`,
         '',
         '  Development accounts: anvil\'s mnemonic "test test ... junk" (public keys: devnet only).',
         '  Ctrl-C stops the devnet.',
@@ -102,6 +119,7 @@ export async function devnetCommand(argv: string[]): Promise<void> {
   }
   await onShutdown(async (signal) => {
     log(`${signal}: stopping anvil`);
+    clock?.stop();
     await devnet.stop();
     log('stopped');
   });
