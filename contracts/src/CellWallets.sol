@@ -102,14 +102,17 @@ contract CellWallets is ICellWallets {
     /// @inheritdoc ICellWallets
     function setDailyCap(uint256 cellId, uint256 cap) external {
         _requireOwner(cellId);
-        _accounts[cellId].dailyCap = cap > type(uint96).max ? type(uint96).max : uint128(cap);
+        // Caps above 2^96 - 1 mean "unlimited" and are stored as 2^96 - 1, which keeps the
+        // spending counter in its 96 bits; the event reports what was stored.
+        uint128 stored = cap > type(uint96).max ? type(uint96).max : uint128(cap);
+        _accounts[cellId].dailyCap = stored;
         // Roll the spending record to today (what was spent today stays spent). Besides, this
         // makes the escrow slot non-zero before the agent's first order, so that order pays
         // 2,900 gas to write it rather than 22,100 (EIP-2200 / EIP-2929 pricing).
         Escrow memory e = _escrows[cellId];
         uint32 today = uint32(block.timestamp / 1 days);
         if (e.day != today) _setEscrow(cellId, Escrow({locked: e.locked, spentToday: 0, day: today}));
-        emit DailyCapSet(cellId, cap);
+        emit DailyCapSet(cellId, stored);
     }
 
     /// @inheritdoc ICellWallets
