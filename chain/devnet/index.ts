@@ -2,10 +2,12 @@
  * A one-command devnet: anvil from the npm registry, the TE core deployed, test accounts
  * funded with the devnet token, and the manifest written.
  */
+
+import { existsSync } from 'node:fs';
 import { type Account, createPublicClient, createWalletClient, defineChain, http } from 'viem';
 import { mnemonicToAccount } from 'viem/accounts';
 import { abiHash, devnetTokenAbi } from '../abi/contracts.generated.js';
-import { type Manifest, writeManifest } from '../manifest/index.js';
+import { type Manifest, readManifest, writeManifest } from '../manifest/index.js';
 import { type CoreDeployment, deployCore, type PoolParameters } from './deployCore.js';
 import { type Anvil, startAnvil } from './startAnvil.js';
 
@@ -39,6 +41,15 @@ export interface Devnet {
   stop(): Promise<void>;
 }
 
+function reuseable(path: string, chainId: number): Manifest | undefined {
+  try {
+    const manifest = readManifest(path);
+    return manifest.chainId === chainId && manifest.abiHash === abiHash ? manifest : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Starts anvil, deploys the TE core, funds test accounts and writes the manifest. */
 export async function startDevnet(parameters: StartDevnetParameters): Promise<Devnet> {
   const step = parameters.onStep ?? (() => {});
@@ -59,6 +70,28 @@ export async function startDevnet(parameters: StartDevnetParameters): Promise<De
     const publicClient = createPublicClient({ chain, transport, pollingInterval: 50 });
     const deployer = devnetAccount(0);
     const walletClient = createWalletClient({ chain, transport, account: deployer });
+
+    // A chain reloaded from --state still holds the deployment its manifest names: reuse it,
+    // so the cells and balances made before the restart are still there.
+    if (parameters.stateFile && existsSync(parameters.manifestPath)) {
+      const previous = reuseable(parameters.manifestPath, anvil.chainId);
+      if (previous && (await publicClient.getCode({ address: previous.contracts.pool }))) {
+        step(
+          `reloaded the chain from ${parameters.stateFile}; the deployment in ${parameters.manifestPath} is live`,
+        );
+        const deployment: CoreDeployment = {
+          ...previous.contracts,
+          deploymentBlock: previous.deploymentBlock,
+        };
+        return {
+          anvil,
+          manifest: previous,
+          manifestPath: parameters.manifestPath,
+          deployment,
+          stop: () => anvil.stop(),
+        };
+      }
+    }
     const deployment = await deployCore({ publicClient, walletClient, pool: parameters.pool, onStep: step });
 
     const funded = parameters.fundedAccounts ?? 10;
