@@ -83,17 +83,7 @@ export async function marketCommand(argv: string[], io: Io): Promise<void> {
       const L = ctx.manifest.pool.intervalSeconds;
       const now = (await ctx.publicClient.getBlock()).timestamp;
       const interval = o.interval ?? nextOpenInterval(now, L, ctx.manifest.pool.gateClosureLead);
-      const nonce =
-        o.nonce ??
-        BigInt(
-          (
-            await ctx.publicClient.readContract({
-              ...pool,
-              functionName: 'positionOf',
-              args: [interval, cellId],
-            })
-          ).orderCount,
-        );
+      const nonce = o.nonce ?? (await nextNonce(ctx, interval, cellId));
       const order: Order = {
         cell: cellId,
         interval,
@@ -236,6 +226,19 @@ export async function marketCommand(argv: string[], io: Io): Promise<void> {
     default:
       throw new UsageError(`market: unknown action '${action}' (see \`gridcell market --help\`)`);
   }
+}
+
+/** The cell's next order nonce in an interval, skipping nonces cancelled before use (as the pool does). */
+async function nextNonce(ctx: Context, interval: bigint, cellId: bigint): Promise<bigint> {
+  const position = await ctx.publicClient.readContract({
+    address: ctx.manifest.contracts.pool,
+    abi: clearingPoolAbi,
+    functionName: 'positionOf',
+    args: [interval, cellId],
+  });
+  let nonce = position.orderCount;
+  while (nonce < 16 && (position.cancelMask & (1 << nonce)) !== 0) nonce++;
+  return BigInt(nonce);
 }
 
 /** The first interval whose gate is still open at `now`. */

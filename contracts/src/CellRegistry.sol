@@ -26,8 +26,10 @@ contract CellRegistry is ERC721, ICellRegistry {
         address agent,
         address[] calldata meters
     ) external returns (uint256 cellId) {
-        if (parentCellId != 0 && _cells[parentCellId].status == CellStatus.None) {
-            revert RegistryUnknownParent(parentCellId);
+        if (parentCellId != 0) {
+            CellStatus parentStatus = _cells[parentCellId].status;
+            if (parentStatus == CellStatus.None) revert RegistryUnknownParent(parentCellId);
+            if (parentStatus == CellStatus.Disconnected) revert RegistryCellDisconnected(parentCellId);
         }
         if (maxImportW == 0 && maxExportW == 0) revert RegistryZeroLimits(0);
         cellId = ++_cellCount;
@@ -39,12 +41,13 @@ contract CellRegistry is ERC721, ICellRegistry {
             maxExportW: maxExportW
         });
         if (parentCellId != 0) _parents[cellId] = parentCellId;
-        _safeMint(owner, cellId);
         emit CellConnected(cellId, owner, cellType, parentCellId, maxImportW, maxExportW);
         if (agent != address(0)) emit AgentConfigured(cellId, agent);
         for (uint256 i = 0; i < meters.length; ++i) {
             _addMeter(cellId, meters[i]);
         }
+        // Last: a contract owner's onERC721Received hook sees the cell complete.
+        _safeMint(owner, cellId);
     }
 
     /// @inheritdoc ICellRegistry

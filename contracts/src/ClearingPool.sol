@@ -354,10 +354,18 @@ contract ClearingPool is IClearingPool, EIP712 {
 
         (Position memory p, uint256 slot) = _loadPosition(o.interval, o.cell);
         if (p.orderCount != 0 && p.side != o.side) revert PoolSideConflict(o.cell, o.interval, o.side);
-        if (o.nonce != p.orderCount || o.nonce >= MAX_ORDERS_PER_CELL) {
-            revert PoolBadNonce(o.cell, o.interval, o.nonce, p.orderCount);
+        if (o.nonce < MAX_ORDERS_PER_CELL && p.cancelMask & (1 << o.nonce) != 0) {
+            revert PoolOrderIsCancelled(o.cell, o.interval, o.nonce);
         }
-        if (p.cancelMask & (1 << o.nonce) != 0) revert PoolOrderIsCancelled(o.cell, o.interval, o.nonce);
+        // The next nonce, skipping nonces cancelled before they were submitted: revoking a
+        // signed order that was never sent must not block the cell's later orders.
+        uint256 expected = p.orderCount;
+        while (expected < MAX_ORDERS_PER_CELL && p.cancelMask & (1 << expected) != 0) {
+            ++expected;
+        }
+        if (o.nonce != expected || o.nonce >= MAX_ORDERS_PER_CELL) {
+            revert PoolBadNonce(o.cell, o.interval, o.nonce, uint32(expected));
+        }
         // Energy a connection can carry in one interval: W * s / 3600 = Wh.
         uint256 limitWh = (uint256(isBuy ? c.maxImportW : c.maxExportW) * intervalSeconds) / 3600;
         uint256 orderedWh = uint256(p.orderedWh) + o.energyWh;
@@ -372,7 +380,7 @@ contract ClearingPool is IClearingPool, EIP712 {
         // orderedWh <= limitWh, and limitWh < 2^40 for any uint32 W limit and interval up to
         // 256 days, which the constructor's bound on the lead does not bound: hence toUint40.
         p.orderedWh = orderedWh.toUint40();
-        p.orderCount += 1; // nonce < 16 checked above
+        p.orderCount = uint8(o.nonce + 1); // nonces used or skipped so far; nonce < 16 checked above
         p.side = o.side;
         _storePosition(slot, p);
     }

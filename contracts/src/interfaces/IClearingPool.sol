@@ -26,8 +26,9 @@ interface IClearingPool {
         uint64 energyWh;
         /// Settlement-token base units per kWh.
         uint96 limitPrice;
-        /// The order's place among the cell's orders for this interval: 0, 1, 2 ... in the
-        /// order they are submitted. A replay reuses a nonce and is refused.
+        /// The order's place among the cell's orders for this interval: 0, 1, 2 ... (at most
+        /// 15) in the order they are submitted; a nonce cancelled before its order was
+        /// submitted is skipped. A replay reuses a nonce and is refused.
         uint32 nonce;
         /// Unix time after which the order may no longer be submitted.
         uint64 expiry;

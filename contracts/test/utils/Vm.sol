@@ -3,6 +3,12 @@ pragma solidity 0.8.28;
 
 /// @notice The forge cheatcodes these tests use, declared by their documented signatures.
 interface Vm {
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     function warp(uint256 timestamp) external;
     function roll(uint256 blockNumber) external;
     function chainId(uint256 newChainId) external;
@@ -32,6 +38,8 @@ interface Vm {
     function toString(uint256 value) external pure returns (string memory);
     function toString(address value) external pure returns (string memory);
     function getBlockTimestamp() external view returns (uint256);
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
 
     function assertTrue(bool condition, string calldata error) external pure;
     function assertFalse(bool condition, string calldata error) external pure;
