@@ -354,14 +354,17 @@ contract ClearingPool is IClearingPool, EIP712 {
 
         (Position memory p, uint256 slot) = _loadPosition(o.interval, o.cell);
         if (p.orderCount != 0 && p.side != o.side) revert PoolSideConflict(o.cell, o.interval, o.side);
-        if (o.nonce < MAX_ORDERS_PER_CELL && p.cancelMask & (1 << o.nonce) != 0) {
-            revert PoolOrderIsCancelled(o.cell, o.interval, o.nonce);
-        }
         // The next nonce, skipping nonces cancelled before they were submitted: revoking a
         // signed order that was never sent must not block the cell's later orders.
         uint256 expected = p.orderCount;
-        while (expected < MAX_ORDERS_PER_CELL && p.cancelMask & (1 << expected) != 0) {
-            ++expected;
+        uint256 mask = p.cancelMask;
+        if (mask != 0) {
+            if (o.nonce < MAX_ORDERS_PER_CELL && mask & (1 << o.nonce) != 0) {
+                revert PoolOrderIsCancelled(o.cell, o.interval, o.nonce);
+            }
+            while (expected < MAX_ORDERS_PER_CELL && mask & (1 << expected) != 0) {
+                ++expected;
+            }
         }
         if (o.nonce != expected || o.nonce >= MAX_ORDERS_PER_CELL) {
             revert PoolBadNonce(o.cell, o.interval, o.nonce, uint32(expected));
