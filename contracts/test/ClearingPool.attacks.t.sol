@@ -29,31 +29,6 @@ contract ClearingPoolAttacksTest is PoolFixture {
         IClearingPool.Order[] orders;
     }
 
-    function _batch(IClearingPool.SignedOrder memory a) private pure returns (IClearingPool.SignedOrder[] memory b) {
-        b = new IClearingPool.SignedOrder[](1);
-        b[0] = a;
-    }
-
-    function _list(IClearingPool.Order memory a, IClearingPool.Order memory b)
-        private
-        pure
-        returns (IClearingPool.Order[] memory l)
-    {
-        l = new IClearingPool.Order[](2);
-        l[0] = a;
-        l[1] = b;
-    }
-
-    function _readings(IClearingPool.SignedReading memory a, IClearingPool.SignedReading memory b)
-        private
-        pure
-        returns (IClearingPool.SignedReading[] memory l)
-    {
-        l = new IClearingPool.SignedReading[](2);
-        l[0] = a;
-        l[1] = b;
-    }
-
     /// The address ecrecover yields for an EIP-2098 signature over `digest`.
     function _recoverCompact(bytes32 digest, bytes32 r, bytes32 vs) private pure returns (address) {
         uint8 v = uint8(uint256(vs) >> 255) + 27;

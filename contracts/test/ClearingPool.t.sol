@@ -54,57 +54,6 @@ contract ClearingPoolTest is PoolFixture {
 
     // helpers
 
-    function _batch(IClearingPool.SignedOrder memory a) private pure returns (IClearingPool.SignedOrder[] memory b) {
-        b = new IClearingPool.SignedOrder[](1);
-        b[0] = a;
-    }
-
-    function _batch(IClearingPool.SignedOrder memory a, IClearingPool.SignedOrder memory c)
-        private
-        pure
-        returns (IClearingPool.SignedOrder[] memory b)
-    {
-        b = new IClearingPool.SignedOrder[](2);
-        b[0] = a;
-        b[1] = c;
-    }
-
-    function _list(IClearingPool.Order memory a) private pure returns (IClearingPool.Order[] memory l) {
-        l = new IClearingPool.Order[](1);
-        l[0] = a;
-    }
-
-    function _list(IClearingPool.Order memory a, IClearingPool.Order memory b)
-        private
-        pure
-        returns (IClearingPool.Order[] memory l)
-    {
-        l = new IClearingPool.Order[](2);
-        l[0] = a;
-        l[1] = b;
-    }
-
-    function _list(IClearingPool.Order memory a, IClearingPool.Order memory b, IClearingPool.Order memory c)
-        private
-        pure
-        returns (IClearingPool.Order[] memory l)
-    {
-        l = new IClearingPool.Order[](3);
-        l[0] = a;
-        l[1] = b;
-        l[2] = c;
-    }
-
-    function _readings(IClearingPool.SignedReading memory a, IClearingPool.SignedReading memory b)
-        private
-        pure
-        returns (IClearingPool.SignedReading[] memory l)
-    {
-        l = new IClearingPool.SignedReading[](2);
-        l[0] = a;
-        l[1] = b;
-    }
-
     function _cells4(uint256 a, uint256 b, uint256 c, uint256 d) private pure returns (uint256[] memory l) {
         l = new uint256[](4);
         l[0] = a;

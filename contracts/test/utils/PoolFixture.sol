@@ -194,4 +194,57 @@ abstract contract PoolFixture is Test {
         list[0] = a;
         list[1] = b;
     }
+
+    // Literal arrays for calls that take batches.
+
+    function _batch(IClearingPool.SignedOrder memory a) internal pure returns (IClearingPool.SignedOrder[] memory b) {
+        b = new IClearingPool.SignedOrder[](1);
+        b[0] = a;
+    }
+
+    function _batch(IClearingPool.SignedOrder memory a, IClearingPool.SignedOrder memory c)
+        internal
+        pure
+        returns (IClearingPool.SignedOrder[] memory b)
+    {
+        b = new IClearingPool.SignedOrder[](2);
+        b[0] = a;
+        b[1] = c;
+    }
+
+    function _list(IClearingPool.Order memory a) internal pure returns (IClearingPool.Order[] memory l) {
+        l = new IClearingPool.Order[](1);
+        l[0] = a;
+    }
+
+    function _list(IClearingPool.Order memory a, IClearingPool.Order memory b)
+        internal
+        pure
+        returns (IClearingPool.Order[] memory l)
+    {
+        l = new IClearingPool.Order[](2);
+        l[0] = a;
+        l[1] = b;
+    }
+
+    function _list(IClearingPool.Order memory a, IClearingPool.Order memory b, IClearingPool.Order memory c)
+        internal
+        pure
+        returns (IClearingPool.Order[] memory l)
+    {
+        l = new IClearingPool.Order[](3);
+        l[0] = a;
+        l[1] = b;
+        l[2] = c;
+    }
+
+    function _readings(IClearingPool.SignedReading memory a, IClearingPool.SignedReading memory b)
+        internal
+        pure
+        returns (IClearingPool.SignedReading[] memory l)
+    {
+        l = new IClearingPool.SignedReading[](2);
+        l[0] = a;
+        l[1] = b;
+    }
 }
