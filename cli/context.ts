@@ -2,7 +2,15 @@
  * What the wallet commands share: the deployment (manifest and RPC), the signing key from the
  * keystore, sending a transaction with its revert decoded, and output as text or JSON.
  */
-import type { Abi, Account, ContractFunctionArgs, ContractFunctionName, Hex, TransactionReceipt } from 'viem';
+import type {
+  Abi,
+  Account,
+  ContractFunctionArgs,
+  ContractFunctionName,
+  Hex,
+  LocalAccount,
+  TransactionReceipt,
+} from 'viem';
 import { HttpRequestError, TimeoutError } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { createGridcellClients, type GridcellClients } from '../chain/client/index.js';
@@ -52,7 +60,7 @@ export interface Context extends GridcellClients {
   io: Io;
   asJson: boolean;
   /** The signing account; throws a clear error when --key was not given. */
-  signer(): Promise<Account>;
+  signer(): Promise<LocalAccount>;
   /** Simulates, sends and waits for a contract call; reverts come back decoded. */
   send<const abi extends Abi, name extends ContractFunctionName<abi, 'nonpayable' | 'payable'>>(request: {
     address: Hex;
@@ -103,10 +111,10 @@ export async function connect(values: ConnectionValues, io: Io): Promise<Context
   } catch (error) {
     throw explainNetworkError(error, rpcUrl);
   }
-  let account: Account | undefined;
+  let account: LocalAccount | undefined;
   const keystore = openKeystore(values.keystore ?? DEFAULT_KEYSTORE_DIR);
 
-  async function signer(): Promise<Account> {
+  async function signer(): Promise<LocalAccount> {
     if (account) return account;
     if (!values.key) throw new BaseError('this command signs: pass --key NAME (see `gridcell keys list`)');
     keystore.address(values.key); // a missing key fails before the password is asked

@@ -1,4 +1,3 @@
-import { type Address, parseSignature } from 'viem';
 import { describe, expect, it } from 'vitest';
 import { cellWalletsAbi, clearingPoolAbi, devnetTokenAbi } from '../abi/contracts.generated.js';
 import { createGridcellClients } from '../client/index.js';
@@ -8,6 +7,7 @@ import {
   type Order,
   signMeterReading,
   signOrder,
+  signPermit,
   toSignedOrderArg,
   toSignedReadingArg,
 } from '../typed-data/index.js';
@@ -219,38 +219,22 @@ describe('one interval on a real chain, driven from TypeScript', () => {
       args: [cell.owner.address],
     });
     const deadline = (await kit.chainTime()) + 3600n;
-    const signature = await cell.owner.signTypedData({
-      domain: {
+    const { v, r, s } = await signPermit(
+      cell.owner,
+      {
         name: 'gridcell devnet euro',
         version: '1',
         chainId: kit.manifest.chainId,
         verifyingContract: contracts.token,
       },
-      types: {
-        Permit: [
-          { name: 'owner', type: 'address' },
-          { name: 'spender', type: 'address' },
-          { name: 'value', type: 'uint256' },
-          { name: 'nonce', type: 'uint256' },
-          { name: 'deadline', type: 'uint256' },
-        ],
-      },
-      primaryType: 'Permit',
-      message: {
-        owner: cell.owner.address,
-        spender: contracts.wallets as Address,
-        value: amount,
-        nonce,
-        deadline,
-      },
-    });
-    const { r, s, v } = parseSignature(signature);
+      { owner: cell.owner.address, spender: contracts.wallets, value: amount, nonce, deadline },
+    );
     await kit.publicClient.waitForTransactionReceipt({
       hash: await walletClient.writeContract({
         address: contracts.wallets,
         abi: cellWalletsAbi,
         functionName: 'depositWithPermit',
-        args: [cell.id, amount, deadline, Number(v), r, s],
+        args: [cell.id, amount, deadline, v, r, s],
       }),
     });
     expect(await balances(cell.id)).toEqual({ available: amount, locked: 0n });

@@ -46,6 +46,52 @@ export const meterReadingTypes = {
   ],
 } as const;
 
+/** ERC-2612 `Permit`: lets the wallets pull a deposit in the same call (the token's domain). */
+export const permitTypes = {
+  Permit: [
+    { name: 'owner', type: 'address' },
+    { name: 'spender', type: 'address' },
+    { name: 'value', type: 'uint256' },
+    { name: 'nonce', type: 'uint256' },
+    { name: 'deadline', type: 'uint256' },
+  ],
+} as const;
+
+export interface Permit {
+  owner: Address;
+  spender: Address;
+  value: bigint;
+  nonce: bigint;
+  deadline: bigint;
+}
+
+/** A token's own EIP-712 domain (ERC-2612 permits are signed under it, not under gridcell's). */
+export interface TokenDomain {
+  name: string;
+  version: string;
+  chainId: number | bigint;
+  verifyingContract: Address;
+}
+
+/**
+ * Signs an ERC-2612 permit.
+ * @returns v, r, s as `depositWithPermit` takes them.
+ */
+export async function signPermit(
+  account: LocalAccount,
+  domain: TokenDomain,
+  permit: Permit,
+): Promise<{ v: number; r: Hex; s: Hex }> {
+  const signature = await account.signTypedData({
+    domain,
+    types: permitTypes,
+    primaryType: 'Permit',
+    message: permit,
+  });
+  const { r, s, v, yParity } = parseSignature(signature);
+  return { v: v !== undefined ? Number(v) : yParity + 27, r, s };
+}
+
 /** An order as the pool's `Order` struct and the agent signs it. */
 export interface Order {
   cell: bigint;

@@ -7,7 +7,14 @@ import { DEFAULT_KEYSTORE_DIR, openKeystore } from '../../chain/keystore/index.j
 import { DEFAULT_MANIFEST_PATH, type Manifest, writeManifest } from '../../chain/manifest/index.js';
 import { explainNetworkError, passwordFor } from '../context.js';
 import { type Io, json } from '../io.js';
-import { arg, parseCommandLine, parseOptions, UsageError } from '../options.js';
+import { arg, parseCommandLine, parseOptions } from '../options.js';
+import {
+  gateLeadRule,
+  poolOptions,
+  poolOptionsHelp,
+  poolOptionsShape,
+  poolParameters,
+} from '../poolOptions.js';
 
 export const deployHelp = `gridcell deploy: deploy gridcell to any EVM chain
 
@@ -19,10 +26,7 @@ Options:
   --key NAME               deployer key (password from GRIDCELL_PASSWORD or a prompt)
   --token ADDRESS          the settlement token (a plain ERC-20 with ERC-2612 permit)
   --devnet-token           deploy the devnet token (dEUR, open faucet) instead: test chains only
-  --interval-seconds N     delivery interval length, s (default 900)
-  --gate-lead N            gate closure before delivery, s (default 300)
-  --settlement-window N    time to hand in readings after delivery, s (default 3600)
-  --max-orders N           orders per interval (default 1200)
+${poolOptionsHelp}
   --keystore DIR           key files (default ${DEFAULT_KEYSTORE_DIR})
   --manifest FILE          where to write the manifest (default ${DEFAULT_MANIFEST_PATH})
   --json                   print the manifest as JSON
@@ -38,10 +42,7 @@ const schema = z
     key: z.string().min(1, 'expected a key name'),
     token: arg.address.optional(),
     'devnet-token': z.boolean().default(false),
-    'interval-seconds': arg.positiveInt.default(900n),
-    'gate-lead': arg.uint.default(300n),
-    'settlement-window': arg.positiveInt.default(3600n),
-    'max-orders': arg.positiveInt.refine((n) => n < 2n ** 32n, 'expected below 2^32').default(1200n),
+    ...poolOptionsShape,
     keystore: z.string().default(DEFAULT_KEYSTORE_DIR),
     manifest: z.string().default(DEFAULT_MANIFEST_PATH),
     json: z.boolean().default(false),
@@ -53,7 +54,8 @@ const schema = z
   .refine((o) => !(o.token !== undefined && o['devnet-token']), {
     message: 'pass --token or --devnet-token, not both',
     path: ['devnet-token'],
-  });
+  })
+  .refine(...gateLeadRule);
 
 /** `gridcell deploy` */
 export async function deployCommand(argv: string[], io: Io): Promise<void> {
@@ -64,10 +66,7 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
       key: { type: 'string' },
       token: { type: 'string' },
       'devnet-token': { type: 'boolean' },
-      'interval-seconds': { type: 'string' },
-      'gate-lead': { type: 'string' },
-      'settlement-window': { type: 'string' },
-      'max-orders': { type: 'string' },
+      ...poolOptions,
       keystore: { type: 'string' },
       manifest: { type: 'string' },
       json: { type: 'boolean' },
@@ -80,8 +79,6 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
     return;
   }
   const o = parseOptions(schema, values, 'deploy');
-  if (o['gate-lead'] >= o['interval-seconds'] * 96n)
-    throw new UsageError('deploy: --gate-lead must be under 96 intervals');
   const store = openKeystore(o.keystore);
   store.address(o.key);
   const account = privateKeyToAccount(await store.privateKey(o.key, await passwordFor(io, `key "${o.key}"`)));
@@ -102,12 +99,7 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
   const publicClient = createPublicClient({ chain, transport: http(o.rpc), pollingInterval: 200 });
   const walletClient = createWalletClient({ chain, transport: http(o.rpc), account });
   log(`deploying to chain ${chainId} at ${o.rpc} from ${account.address}`);
-  const pool = {
-    intervalSeconds: o['interval-seconds'],
-    gateClosureLead: o['gate-lead'],
-    settlementWindow: o['settlement-window'],
-    maxOrdersPerInterval: o['max-orders'],
-  };
+  const pool = poolParameters(o);
   let deployment: Awaited<ReturnType<typeof deployCore>>;
   try {
     deployment = await deployCore({

@@ -6,6 +6,13 @@ import { startDevnet } from '../../chain/devnet/index.js';
 import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
 import { type Io, json } from '../io.js';
 import { onShutdown, parseCommandLine, parseOptions } from '../options.js';
+import {
+  gateLeadRule,
+  poolOptions,
+  poolOptionsHelp,
+  poolOptionsShape,
+  poolParameters,
+} from '../poolOptions.js';
 
 export const devnetHelp = `gridcell devnet: start a local chain with gridcell deployed
 
@@ -16,10 +23,7 @@ manifest, and runs until Ctrl-C.
 Options:
   --port N                 RPC port (default 8545)
   --chain-id N             chain id (default 31337)
-  --interval-seconds N     delivery interval length, s (default 900)
-  --gate-lead N            gate closure before delivery, s (default 300)
-  --settlement-window N    time to hand in readings after delivery, s (default 3600)
-  --max-orders N           orders per interval, bounds clearing gas (default 1200)
+${poolOptionsHelp}
   --speed X                run the chain clock X times faster than the wall clock, by
                            mining a block with an accelerated timestamp every 0.5 s
                            (60: a 15-minute interval passes in 15 s; default 1 = real time)
@@ -33,19 +37,13 @@ const schema = z
   .object({
     port: z.coerce.number().int().min(1).max(65535).default(8545),
     'chain-id': z.coerce.number().int().positive().default(31337),
-    'interval-seconds': z.coerce.bigint().positive().default(900n),
-    'gate-lead': z.coerce.bigint().nonnegative().default(300n),
-    'settlement-window': z.coerce.bigint().positive().default(3600n),
-    'max-orders': z.coerce.bigint().positive().max(4_294_967_295n).default(1200n),
+    ...poolOptionsShape,
     speed: z.coerce.number().positive().max(100_000).default(1),
     state: z.string().min(1).optional(),
     manifest: z.string().min(1).default(DEFAULT_MANIFEST_PATH),
     json: z.boolean().default(false),
   })
-  .refine((o) => o['gate-lead'] < o['interval-seconds'] * 96n, {
-    message: 'gate lead must be shorter than 96 intervals',
-    path: ['gate-lead'],
-  });
+  .refine(...gateLeadRule);
 
 /** `gridcell devnet`: runs until SIGINT or SIGTERM. */
 export async function devnetCommand(argv: string[], io: Io): Promise<void> {
@@ -54,10 +52,7 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
     {
       port: { type: 'string' },
       'chain-id': { type: 'string' },
-      'interval-seconds': { type: 'string' },
-      'gate-lead': { type: 'string' },
-      'settlement-window': { type: 'string' },
-      'max-orders': { type: 'string' },
+      ...poolOptions,
       speed: { type: 'string' },
       state: { type: 'string' },
       manifest: { type: 'string' },
@@ -77,12 +72,7 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
     chainId: options['chain-id'],
     ...(options.state !== undefined ? { stateFile: options.state } : {}),
     manifestPath: options.manifest,
-    pool: {
-      intervalSeconds: options['interval-seconds'],
-      gateClosureLead: options['gate-lead'],
-      settlementWindow: options['settlement-window'],
-      maxOrdersPerInterval: options['max-orders'],
-    },
+    pool: poolParameters(options),
     onStep: log,
   });
   const clock =

@@ -93,10 +93,7 @@ export async function marketCommand(argv: string[], io: Io): Promise<void> {
         nonce: Number(nonce),
         expiry: interval * L - ctx.manifest.pool.gateClosureLead,
       };
-      const agent = await ctx.signer();
-      if (!('signTypedData' in agent) || !agent.signTypedData)
-        throw new Error('the key cannot sign typed data');
-      const signed = await signOrder(agent as Parameters<typeof signOrder>[0], ctx.poolDomain, order);
+      const signed = await signOrder(await ctx.signer(), ctx.poolDomain, order);
       const payload = toSignedOrderArg(signed);
       if (values.print) {
         io.out(json([payload]));

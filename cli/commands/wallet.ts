@@ -1,6 +1,6 @@
-import { parseSignature } from 'viem';
 import { z } from 'zod';
 import { cellWalletsAbi, devnetTokenAbi } from '../../chain/abi/contracts.generated.js';
+import { signPermit } from '../../chain/typed-data/index.js';
 import { type Context, connect, connectionHelp, connectionOptions } from '../context.js';
 import { formatAmount } from '../format.js';
 import type { Io } from '../io.js';
@@ -118,32 +118,15 @@ async function depositWithPermit(ctx: Context, token: TokenInfo, cellId: bigint,
   ]);
   const [, name, version, chainId, verifyingContract] = domainInfo;
   const deadline = head.timestamp + 3600n;
-  if (!owner.signTypedData) throw new Error('the signing account cannot sign typed data');
-  const signature = await owner.signTypedData({
-    domain: { name, version, chainId, verifyingContract },
-    types: {
-      Permit: [
-        { name: 'owner', type: 'address' },
-        { name: 'spender', type: 'address' },
-        { name: 'value', type: 'uint256' },
-        { name: 'nonce', type: 'uint256' },
-        { name: 'deadline', type: 'uint256' },
-      ],
-    },
-    primaryType: 'Permit',
-    message: {
-      owner: owner.address,
-      spender: ctx.manifest.contracts.wallets,
-      value: amount,
-      nonce,
-      deadline,
-    },
-  });
-  const { r, s, v } = parseSignature(signature);
+  const { v, r, s } = await signPermit(
+    owner,
+    { name, version, chainId, verifyingContract },
+    { owner: owner.address, spender: ctx.manifest.contracts.wallets, value: amount, nonce, deadline },
+  );
   return ctx.send({
     address: ctx.manifest.contracts.wallets,
     abi: cellWalletsAbi,
     functionName: 'depositWithPermit',
-    args: [cellId, amount, deadline, Number(v), r, s],
+    args: [cellId, amount, deadline, v, r, s],
   });
 }
