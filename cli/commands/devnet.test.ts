@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { startAnvil } from '../../chain/devnet/index.js';
 import { readManifest } from '../../chain/manifest/index.js';
 
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'gridcell.js');
@@ -58,6 +59,22 @@ describe('gridcell devnet, as a process', () => {
     expect(readManifest(manifest).contracts).toEqual(deployed.contracts);
     second.child.kill('SIGTERM');
     expect(await second.exited).toBe(0);
+  });
+
+  it('a SIGTERM in the middle of deployment still stops anvil and exits 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridcell-devnet-'));
+    const run = startDevnet(['--manifest', join(dir, 'deployment.json')]);
+    await new Promise<void>((resolve) => {
+      run.child.stdout.on('data', () => {
+        if (run.output().includes('deployed DevnetToken')) resolve();
+      });
+    });
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    expect(run.output()).toMatch(/SIGTERM: stopping anvil\n(.*\n)*devnet: stopped\n$/);
+    // The port is free again: anvil is gone.
+    const anvil = await startAnvil({ port });
+    await anvil.stop();
   });
 
   it('error: an invalid option is named with what was expected, exit code 2', async () => {

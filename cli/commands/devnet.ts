@@ -67,7 +67,7 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
   }
   const options = parseOptions(schema, values, 'devnet');
   const log = options.json ? () => {} : (line: string) => io.out(`devnet: ${line}\n`);
-  const devnet = await startDevnet({
+  const starting = startDevnet({
     port: options.port,
     chainId: options['chain-id'],
     ...(options.state !== undefined ? { stateFile: options.state } : {}),
@@ -75,7 +75,19 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
     pool: poolParameters(options),
     onStep: log,
   });
-  const clock =
+  // The one shutdown path, installed before anything starts: a signal during deployment
+  // waits for anvil to be up and then stops it (never an orphaned anvil), and one that
+  // arrives right after the summary is printed is handled, not fatal.
+  let clock: ReturnType<typeof startDevnetClock> | undefined;
+  const stopped = onShutdown(async (signal) => {
+    log(`${signal}: stopping anvil`);
+    clock?.stop();
+    const started = await starting.catch(() => undefined);
+    await started?.stop();
+    log('stopped');
+  });
+  const devnet = await starting;
+  clock =
     options.speed === 1
       ? undefined
       : startDevnetClock({
@@ -107,10 +119,5 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
       ].join('\n'),
     );
   }
-  await onShutdown(async (signal) => {
-    log(`${signal}: stopping anvil`);
-    clock?.stop();
-    await devnet.stop();
-    log('stopped');
-  });
+  await stopped;
 }

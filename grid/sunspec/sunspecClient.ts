@@ -1,0 +1,161 @@
+/**
+ * A SunSpec client over Modbus TCP: finds the map (40000, then 0, then 50000), walks its
+ * models, and reads the meter points the oracle needs. One connection, one request at a time.
+ */
+import modbusSerial from 'modbus-serial';
+import type { ModbusRTU as ModbusRTUClass } from 'modbus-serial/ModbusRTU.js';
+import { BaseError } from '../../chain/errors/index.js';
+import {
+  acc32,
+  END_MODEL_ID,
+  int16,
+  MAX_READ_REGISTERS,
+  METER_203,
+  SUNS_MARKER,
+  SUNSPEC_BASES,
+  scaleFactor,
+} from './registers.js';
+
+export interface SunSpecModel {
+  id: number;
+  /** Address of the model's ID register. */
+  start: number;
+  /** Registers after the ID and length registers (L). */
+  length: number;
+}
+
+export interface MeterSample {
+  /** Total real power, W (positive = export), or null when not implemented. */
+  watts: number | null;
+  /** Cumulative energy counters, Wh, as the meter holds them (32-bit, they wrap). */
+  importWh: bigint | null;
+  exportWh: bigint | null;
+}
+
+export class ModbusReadError extends BaseError {
+  override name = 'ModbusReadError' as const;
+}
+
+export interface SunSpecClientParameters {
+  host: string;
+  port: number;
+  unitId?: number;
+  /** Per-request timeout, ms (modbus-serial has none by default). */
+  timeoutMs?: number;
+}
+
+export interface SunSpecClient {
+  /** The map's base and models, read once and cached. */
+  discover(): Promise<{ base: number; models: SunSpecModel[] }>;
+  /** Power and energy counters of the first meter model (201-204). */
+  readMeter(): Promise<MeterSample>;
+  close(): Promise<void>;
+}
+
+// modbus-serial is CommonJS: its module.exports is the client class, which its typings
+// declare as a default export; under NodeNext that default is typed as the whole module.
+const ModbusRTU = modbusSerial as unknown as typeof ModbusRTUClass;
+
+/** Meter models 201 (single phase) to 204 (delta) share the point layout read here. */
+const METER_MODELS = new Set([201, 202, 203, 204]);
+
+export async function connectSunSpec(parameters: SunSpecClientParameters): Promise<SunSpecClient> {
+  const where = `${parameters.host}:${parameters.port} unit ${parameters.unitId ?? 1}`;
+  const client = new ModbusRTU();
+  try {
+    await client.connectTCP(parameters.host, { port: parameters.port });
+  } catch (cause) {
+    throw new ModbusReadError(
+      `cannot connect to the Modbus device at ${parameters.host}:${parameters.port}`,
+      {
+        cause,
+      },
+    );
+  }
+  client.setTimeout(parameters.timeoutMs ?? 2000);
+  client.setID(parameters.unitId ?? 1);
+
+  // Requests on one connection are serialised: modbus-serial matches answers to requests
+  // by order, and setID is per client.
+  let queue: Promise<unknown> = Promise.resolve();
+  function read(address: number, length: number): Promise<number[]> {
+    const next = queue.then(async () => {
+      try {
+        return (await client.readHoldingRegisters(address, length)).data;
+      } catch (cause) {
+        const reason =
+          (cause as { modbusCode?: number }).modbusCode !== undefined
+            ? `Modbus exception ${(cause as { modbusCode: number }).modbusCode}`
+            : (cause as Error).message;
+        throw new ModbusReadError(
+          `reading registers ${address}..${address + length - 1} of ${where} failed: ${reason}`,
+          {
+            cause,
+          },
+        );
+      }
+    });
+    queue = next.catch(() => {});
+    return next;
+  }
+
+  async function readBlock(start: number, length: number): Promise<number[]> {
+    const out: number[] = [];
+    for (let at = start; at < start + length; at += MAX_READ_REGISTERS) {
+      out.push(...(await read(at, Math.min(MAX_READ_REGISTERS, start + length - at))));
+    }
+    return out;
+  }
+
+  let found: { base: number; models: SunSpecModel[] } | undefined;
+  async function discover() {
+    if (found) return found;
+    for (const base of SUNSPEC_BASES) {
+      let marker: number[];
+      try {
+        marker = await read(base, 2);
+      } catch {
+        continue; // an exception here means no map at this base
+      }
+      if (marker[0] !== SUNS_MARKER[0] || marker[1] !== SUNS_MARKER[1]) continue;
+      const models: SunSpecModel[] = [];
+      let at = base + 2;
+      for (let guard = 0; guard < 64; guard++) {
+        const [id = END_MODEL_ID, length = 0] = await read(at, 2);
+        if (id === END_MODEL_ID) {
+          found = { base, models };
+          return found;
+        }
+        models.push({ id, start: at, length });
+        at += 2 + length;
+      }
+      throw new ModbusReadError(`the SunSpec map of ${where} has no end model within 64 models`);
+    }
+    throw new ModbusReadError(`no SunSpec map at ${where}: "SunS" not found at ${SUNSPEC_BASES.join(', ')}`);
+  }
+
+  return {
+    discover,
+    async readMeter() {
+      const { models } = await discover();
+      const model = models.find((m) => METER_MODELS.has(m.id));
+      if (!model) throw new ModbusReadError(`${where} has no meter model (201-204)`);
+      // Registers from the model's ID on, so offsets match METER_203.
+      const r = await readBlock(model.start, 2 + model.length);
+      const at = (offset: number) => r[offset] ?? 0xffff;
+      const wSf = scaleFactor(at(METER_203.W_SF));
+      const whSf = scaleFactor(at(METER_203.TotWh_SF));
+      const w = int16(at(METER_203.W));
+      const exp = acc32(at(METER_203.TotWhExp), at(METER_203.TotWhExp + 1));
+      const imp = acc32(at(METER_203.TotWhImp), at(METER_203.TotWhImp + 1));
+      const energy = (v: bigint | null) =>
+        v === null || whSf === null ? null : whSf >= 0 ? v * 10n ** BigInt(whSf) : v / 10n ** BigInt(-whSf);
+      return {
+        watts: w === null || wSf === null ? null : w * 10 ** wSf,
+        importWh: energy(imp),
+        exportWh: energy(exp),
+      };
+    },
+    close: () => new Promise((resolve) => client.close(() => resolve())),
+  };
+}
