@@ -84,6 +84,13 @@ export async function passwordFor(io: Io, what: string): Promise<string> {
   return io.askSecret(`password for ${what}: `);
 }
 
+/** Decrypts key `name` of the keystore in `dir`; a missing key fails before the password is asked. */
+export async function unlockKey(io: Io, dir: string, name: string): Promise<LocalAccount> {
+  const keystore = openKeystore(dir);
+  keystore.address(name);
+  return privateKeyToAccount(await keystore.privateKey(name, await passwordFor(io, `key "${name}"`)));
+}
+
 /** Turns a network failure into one line naming the URL. */
 export function explainNetworkError(error: unknown, rpcUrl: string): unknown {
   if (error instanceof HttpRequestError || error instanceof TimeoutError) {
@@ -112,14 +119,11 @@ export async function connect(values: ConnectionValues, io: Io): Promise<Context
     throw explainNetworkError(error, rpcUrl);
   }
   let account: LocalAccount | undefined;
-  const keystore = openKeystore(values.keystore ?? DEFAULT_KEYSTORE_DIR);
 
   async function signer(): Promise<LocalAccount> {
     if (account) return account;
     if (!values.key) throw new BaseError('this command signs: pass --key NAME (see `gridcell keys list`)');
-    keystore.address(values.key); // a missing key fails before the password is asked
-    const key = await keystore.privateKey(values.key, await passwordFor(io, `key "${values.key}"`));
-    account = privateKeyToAccount(key);
+    account = await unlockKey(io, values.keystore ?? DEFAULT_KEYSTORE_DIR, values.key);
     return account;
   }
 

@@ -1,11 +1,10 @@
 import { createPublicClient, createWalletClient, defineChain, http } from 'viem';
-import { privateKeyToAccount } from 'viem/accounts';
 import { z } from 'zod';
 import { abiHash } from '../../chain/abi/contracts.generated.js';
 import { deployCore } from '../../chain/devnet/index.js';
-import { DEFAULT_KEYSTORE_DIR, openKeystore } from '../../chain/keystore/index.js';
+import { DEFAULT_KEYSTORE_DIR } from '../../chain/keystore/index.js';
 import { DEFAULT_MANIFEST_PATH, type Manifest, writeManifest } from '../../chain/manifest/index.js';
-import { explainNetworkError, passwordFor } from '../context.js';
+import { explainNetworkError, unlockKey } from '../context.js';
 import { type Io, json } from '../io.js';
 import { arg, parseCommandLine, parseOptions } from '../options.js';
 import {
@@ -79,9 +78,7 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
     return;
   }
   const o = parseOptions(schema, values, 'deploy');
-  const store = openKeystore(o.keystore);
-  store.address(o.key);
-  const account = privateKeyToAccount(await store.privateKey(o.key, await passwordFor(io, `key "${o.key}"`)));
+  const account = await unlockKey(io, o.keystore, o.key);
   const log = o.json ? () => {} : (line: string) => io.out(`deploy: ${line}\n`);
   let chainId: number;
   const probe = createPublicClient({ transport: http(o.rpc) });
