@@ -40,6 +40,28 @@ export function parseCommandLine<const O extends ParseArgsOptionsConfig>(
   }
 }
 
+/**
+ * Parses `gridcell <group> <action> ...`: the action and its arguments, or undefined when
+ * help was printed. A missing action prints the help and is a usage error.
+ */
+export function parseSubcommand<const O extends ParseArgsOptionsConfig & { help: { type: 'boolean' } }>(
+  argv: string[],
+  options: O,
+  command: string,
+  help: string,
+  io: { out(text: string): void },
+) {
+  const { values, positionals } = parseCommandLine(argv, options, command);
+  const [action, ...rest] = positionals;
+  if ((values as { help?: boolean }).help || !action) {
+    io.out(help);
+    if (!(values as { help?: boolean }).help)
+      throw new UsageError('say what to do: one of the actions listed above');
+    return undefined;
+  }
+  return { values, action, rest };
+}
+
 /** Zod types for command-line values. */
 export const arg = {
   address: z

@@ -4,7 +4,7 @@ import { cellRegistryAbi, cellWalletsAbi } from '../../chain/abi/contracts.gener
 import { connect, connectionHelp, connectionOptions } from '../context.js';
 import { cellStatusNames, cellTypeArg, cellTypeName, formatAmount } from '../format.js';
 import type { Io } from '../io.js';
-import { arg, parseCommandLine, parseOptions, UsageError } from '../options.js';
+import { arg, parseOptions, parseSubcommand, UsageError } from '../options.js';
 import { tokenInfo } from '../token.js';
 
 export const cellsHelp = `gridcell cells: power-cell avatars
@@ -36,7 +36,7 @@ const registerSchema = z.object({
 
 /** `gridcell cells ...` */
 export async function cellsCommand(argv: string[], io: Io): Promise<void> {
-  const { values, positionals } = parseCommandLine(
+  const parsed = parseSubcommand(
     argv,
     {
       ...connectionOptions,
@@ -49,13 +49,11 @@ export async function cellsCommand(argv: string[], io: Io): Promise<void> {
       owner: { type: 'string' },
     },
     'cells',
+    cellsHelp,
+    io,
   );
-  const [action, ...rest] = positionals;
-  if (values.help || !action) {
-    io.out(cellsHelp);
-    if (!values.help) throw new UsageError('cells: say what to do (register, show, set-agent, ...)');
-    return;
-  }
+  if (!parsed) return;
+  const { values, action, rest } = parsed;
   const ctx = await connect(values, io);
   const registry = { address: ctx.manifest.contracts.registry, abi: cellRegistryAbi } as const;
   const cellAndAddress = () => parseOptions(z.tuple([arg.cellId, arg.address]), rest, 'cells');

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_KEYSTORE_DIR, openKeystore } from '../../chain/keystore/index.js';
 import { passwordFor } from '../context.js';
 import { type Io, json } from '../io.js';
-import { parseCommandLine, parseOptions, UsageError } from '../options.js';
+import { parseOptions, parseSubcommand, UsageError } from '../options.js';
 
 export const keysHelp = `gridcell keys: encrypted keys (Web3 Secret Storage v3 files)
 
@@ -28,17 +28,15 @@ const nameArg = z
 
 /** `gridcell keys ...` */
 export async function keysCommand(argv: string[], io: Io): Promise<void> {
-  const { values, positionals } = parseCommandLine(
+  const parsed = parseSubcommand(
     argv,
     { keystore: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     'keys',
+    keysHelp,
+    io,
   );
-  const [action, ...rest] = positionals;
-  if (values.help || !action) {
-    io.out(keysHelp);
-    if (!values.help) throw new UsageError('keys: say what to do: create, import or list');
-    return;
-  }
+  if (!parsed) return;
+  const { values, action, rest } = parsed;
   const store = openKeystore(values.keystore ?? DEFAULT_KEYSTORE_DIR);
   const asJson = values.json === true;
   switch (action) {

@@ -7,7 +7,7 @@ import { Side } from '../../chain/units/index.js';
 import { type Context, connect, connectionHelp, connectionOptions } from '../context.js';
 import { formatAmount, sideName } from '../format.js';
 import { type Io, json } from '../io.js';
-import { arg, parseCommandLine, parseOptions, UsageError } from '../options.js';
+import { arg, parseOptions, parseSubcommand, UsageError } from '../options.js';
 import { tokenInfo } from '../token.js';
 
 export const marketHelp = `gridcell market: orders in the clearing pool
@@ -51,7 +51,7 @@ const signedOrderSchema = z.object({
 
 /** `gridcell market ...` */
 export async function marketCommand(argv: string[], io: Io): Promise<void> {
-  const { values, positionals } = parseCommandLine(
+  const parsed = parseSubcommand(
     argv,
     {
       ...connectionOptions,
@@ -62,14 +62,11 @@ export async function marketCommand(argv: string[], io: Io): Promise<void> {
       print: { type: 'boolean' },
     },
     'market',
+    marketHelp,
+    io,
   );
-  const [action, ...rest] = positionals;
-  if (values.help || !action) {
-    io.out(marketHelp);
-    if (!values.help)
-      throw new UsageError('market: say what to do (buy, sell, cancel, orders, interval, clear)');
-    return;
-  }
+  if (!parsed) return;
+  const { values, action, rest } = parsed;
   const ctx = await connect(values, io);
   const pool = { address: ctx.manifest.contracts.pool, abi: clearingPoolAbi } as const;
   const token = await tokenInfo(ctx.publicClient, ctx.manifest.contracts.token);

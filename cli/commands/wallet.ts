@@ -4,7 +4,7 @@ import { signPermit } from '../../chain/typed-data/index.js';
 import { type Context, connect, connectionHelp, connectionOptions } from '../context.js';
 import { formatAmount } from '../format.js';
 import type { Io } from '../io.js';
-import { arg, parseCommandLine, parseOptions, UsageError } from '../options.js';
+import { arg, parseOptions, parseSubcommand, UsageError } from '../options.js';
 import { type TokenInfo, tokenInfo } from '../token.js';
 
 export const walletHelp = `gridcell wallet: a cell's wallet of the settlement token
@@ -21,17 +21,15 @@ ${connectionHelp}`;
 
 /** `gridcell wallet ...` */
 export async function walletCommand(argv: string[], io: Io): Promise<void> {
-  const { values, positionals } = parseCommandLine(
+  const parsed = parseSubcommand(
     argv,
     { ...connectionOptions, to: { type: 'string' } },
     'wallet',
+    walletHelp,
+    io,
   );
-  const [action, ...rest] = positionals;
-  if (values.help || !action) {
-    io.out(walletHelp);
-    if (!values.help) throw new UsageError('wallet: say what to do (balance, deposit, withdraw, set-cap)');
-    return;
-  }
+  if (!parsed) return;
+  const { values, action, rest } = parsed;
   const ctx = await connect(values, io);
   const token = await tokenInfo(ctx.publicClient, ctx.manifest.contracts.token);
   const wallets = { address: ctx.manifest.contracts.wallets, abi: cellWalletsAbi } as const;
