@@ -185,6 +185,10 @@ describe('gridcell cells and wallet', () => {
       await fails('cells register --type shop --max-import-w 1 --max-export-w 1 --key owner1', 2),
     ).toMatch(/invalid --type "shop": expected one of load-following-generator/);
     expect(await fails('wallet balance 1 --bogus', 2)).toMatch(/Unknown option '--bogus'/);
+    expect(await fails('cells frobnicate', 2)).toMatch(
+      /unknown action 'frobnicate': expected register, show/,
+    );
+    expect(await fails('market', 2)).toMatch(/say what to do: buy, sell, submit/);
   });
 
   it('error: a revert shows the decoded custom error, and a dead node names its URL', async () => {

@@ -48,6 +48,7 @@ export function parseSubcommand<const O extends ParseArgsOptionsConfig & { help:
   argv: string[],
   options: O,
   command: string,
+  actions: readonly string[],
   help: string,
   io: { out(text: string): void },
 ) {
@@ -55,9 +56,11 @@ export function parseSubcommand<const O extends ParseArgsOptionsConfig & { help:
   const [action, ...rest] = positionals;
   if ((values as { help?: boolean }).help || !action) {
     io.out(help);
-    if (!(values as { help?: boolean }).help)
-      throw new UsageError('say what to do: one of the actions listed above');
+    if (!(values as { help?: boolean }).help) throw new UsageError(`say what to do: ${actions.join(', ')}`);
     return undefined;
+  }
+  if (!actions.includes(action)) {
+    throw new UsageError(`unknown action '${action}': expected ${actions.join(', ')}`);
   }
   return { values, action, rest };
 }

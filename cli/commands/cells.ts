@@ -4,7 +4,7 @@ import { cellRegistryAbi, cellWalletsAbi } from '../../chain/abi/contracts.gener
 import { connect, connectionHelp, connectionOptions } from '../context.js';
 import { cellStatusNames, cellTypeArg, cellTypeName, formatAmount } from '../format.js';
 import type { Io } from '../io.js';
-import { arg, parseOptions, parseSubcommand, UsageError } from '../options.js';
+import { arg, parseOptions, parseSubcommand } from '../options.js';
 import { tokenInfo } from '../token.js';
 
 export const cellsHelp = `gridcell cells: power-cell avatars
@@ -49,6 +49,7 @@ export async function cellsCommand(argv: string[], io: Io): Promise<void> {
       owner: { type: 'string' },
     },
     'cells',
+    ['register', 'show', 'set-agent', 'add-meter', 'remove-meter', 'transfer', 'disconnect'],
     cellsHelp,
     io,
   );
@@ -163,7 +164,5 @@ export async function cellsCommand(argv: string[], io: Io): Promise<void> {
       ctx.print(`cell ${cellId}: disconnected`, { cellId, transaction: r.transactionHash });
       return;
     }
-    default:
-      throw new UsageError(`cells: unknown action '${action}' (see \`gridcell cells --help\`)`);
   }
 }

@@ -32,6 +32,7 @@ export async function keysCommand(argv: string[], io: Io): Promise<void> {
     argv,
     { keystore: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
     'keys',
+    ['create', 'import', 'list'],
     keysHelp,
     io,
   );
@@ -63,7 +64,7 @@ export async function keysCommand(argv: string[], io: Io): Promise<void> {
           (io.askSecret ? await io.askSecret('private key (0x...): ') : undefined);
         if (raw === undefined) {
           throw new UsageError(
-            'keys import: set GRIDCELL_PRIVATE_KEY, or run in a terminal to be asked for the key',
+            'import: set GRIDCELL_PRIVATE_KEY, or run in a terminal to be asked for the key',
           );
         }
         const parsed = z
@@ -71,7 +72,7 @@ export async function keysCommand(argv: string[], io: Io): Promise<void> {
           .regex(/^0x[0-9a-fA-F]{64}$/, 'expected 0x followed by 64 hex digits')
           .safeParse(raw.trim());
         if (!parsed.success)
-          throw new UsageError(`keys import: invalid private key: ${parsed.error.issues[0]?.message}`);
+          throw new UsageError(`import: invalid private key: ${parsed.error.issues[0]?.message}`);
         privateKey = parsed.data as `0x${string}`;
       }
       const stored = await store.add(name, privateKey, await passwordFor(io, `new key "${name}"`));
@@ -82,7 +83,5 @@ export async function keysCommand(argv: string[], io: Io): Promise<void> {
       );
       return;
     }
-    default:
-      throw new UsageError(`keys: unknown action '${action}': expected create, import or list`);
   }
 }

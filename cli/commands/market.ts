@@ -62,6 +62,7 @@ export async function marketCommand(argv: string[], io: Io): Promise<void> {
       print: { type: 'boolean' },
     },
     'market',
+    ['buy', 'sell', 'submit', 'cancel', 'orders', 'interval', 'clear'],
     marketHelp,
     io,
   );
@@ -112,7 +113,7 @@ export async function marketCommand(argv: string[], io: Io): Promise<void> {
         .safeParse(Array.isArray(raw) ? raw : [raw]);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
-        throw new UsageError(`market submit: ${file}: ${issue?.path.join('.')}: ${issue?.message}`);
+        throw new UsageError(`submit: ${file}: ${issue?.path.join('.')}: ${issue?.message}`);
       }
       const batch = parsed.data.map((s) => ({ ...s, r: s.r as `0x${string}`, vs: s.vs as `0x${string}` }));
       const r = await ctx.send({ ...pool, functionName: 'submitOrders', args: [batch] });
@@ -217,8 +218,6 @@ export async function marketCommand(argv: string[], io: Io): Promise<void> {
       );
       return;
     }
-    default:
-      throw new UsageError(`market: unknown action '${action}' (see \`gridcell market --help\`)`);
   }
 }
 
@@ -246,7 +245,7 @@ function parseJsonFile(file: string): unknown {
   try {
     return JSON.parse(readFileSync(file, 'utf8'));
   } catch (cause) {
-    throw new UsageError(`market submit: cannot read JSON from ${file}: ${(cause as Error).message}`);
+    throw new UsageError(`submit: cannot read JSON from ${file}: ${(cause as Error).message}`);
   }
 }
 

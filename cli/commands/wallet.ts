@@ -4,7 +4,7 @@ import { signPermit } from '../../chain/typed-data/index.js';
 import { type Context, connect, connectionHelp, connectionOptions } from '../context.js';
 import { formatAmount } from '../format.js';
 import type { Io } from '../io.js';
-import { arg, parseOptions, parseSubcommand, UsageError } from '../options.js';
+import { arg, parseOptions, parseSubcommand } from '../options.js';
 import { type TokenInfo, tokenInfo } from '../token.js';
 
 export const walletHelp = `gridcell wallet: a cell's wallet of the settlement token
@@ -25,6 +25,7 @@ export async function walletCommand(argv: string[], io: Io): Promise<void> {
     argv,
     { ...connectionOptions, to: { type: 'string' } },
     'wallet',
+    ['balance', 'deposit', 'withdraw', 'set-cap'],
     walletHelp,
     io,
   );
@@ -88,8 +89,6 @@ export async function walletCommand(argv: string[], io: Io): Promise<void> {
       });
       return;
     }
-    default:
-      throw new UsageError(`wallet: unknown action '${action}' (see \`gridcell wallet --help\`)`);
   }
 }
 
