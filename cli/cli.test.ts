@@ -199,6 +199,12 @@ describe('gridcell cells and wallet', () => {
       /cannot reach the node at http:\/\/127\.0\.0\.1:1/,
     );
     expect(await fails('cells disconnect 1')).toMatch(/pass --key NAME/);
+    // A key with no ETH: the node refuses the transaction; one line, no stack trace.
+    const broke = generatePrivateKey();
+    await gridcell('keys import broke', { GRIDCELL_PRIVATE_KEY: broke });
+    const noGas = await fails('cells register --type prosumer --max-import-w 1 --max-export-w 1 --key broke');
+    expect(noGas).toMatch(/^gridcell cells: .*(insufficient funds|exceeds the balance)/i);
+    expect(noGas).not.toMatch(/\n\s+at /);
   });
 });
 

@@ -57,6 +57,12 @@ export async function run(argv: string[], io: Io): Promise<number> {
       io.err(`gridcell ${name}: ${error.message}\n`);
       return error instanceof UsageError ? 2 : 1;
     }
-    throw error;
+    // Anything else (viem's errors among them: no ETH for gas, a node that answers with an
+    // error) is still said in one line; the stack only when asked for.
+    const short =
+      (error as { shortMessage?: string }).shortMessage ?? (error as Error).message ?? String(error);
+    io.err(`gridcell ${name}: ${short}\n`);
+    if (io.env.GRIDCELL_DEBUG) io.err(`${(error as Error).stack ?? ''}\n`);
+    return 1;
   }
 }
