@@ -27,7 +27,6 @@ contract CellRegistryTest is PoolFixture {
     address private agent = address(0xA6E27);
     address private meter1 = address(0x3E7E51);
     address private meter2 = address(0x3E7E52);
-    address private stranger = address(0x57A2);
     address private service = address(0x5E2F);
 
     function _meters(address a) private pure returns (address[] memory m) {

@@ -14,7 +14,6 @@ contract CellWalletsTest is PoolFixture {
     uint256 private constant MIDNIGHT = 1_800_000_000 - (1_800_000_000 % 1 days) + 1 days;
 
     address private market = address(0x3A2E7);
-    address private stranger = address(0x57A2);
     uint256 private depositorKey = 0xDE9051;
     address private depositor;
     CellKeys private cell;

@@ -11,23 +11,11 @@ import {Vm} from "./utils/Vm.sol";
 /// @notice What a dishonest relayer, clearer, counterparty or key holder can try against the
 /// pool, and the exact refusal each attempt meets.
 contract ClearingPoolAttacksTest is PoolFixture {
-    uint96 private constant ASK = 100_000;
-    uint96 private constant BID = 300_000;
-
     /// secp256k1 group order and half of it (the largest s OpenZeppelin's ECDSA accepts).
     uint256 private constant N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
     uint256 private constant HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
     /// x of the generator: a valid r (a curve point has this x).
     uint256 private constant GX = 0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798;
-
-    address private stranger = address(0x57A2);
-
-    struct Two {
-        CellKeys seller;
-        CellKeys buyer;
-        uint64 t;
-        IClearingPool.Order[] orders;
-    }
 
     /// The address ecrecover yields for an EIP-2098 signature over `digest`.
     function _recoverCompact(bytes32 digest, bytes32 r, bytes32 vs) private pure returns (address) {
@@ -43,23 +31,6 @@ contract ClearingPoolAttacksTest is PoolFixture {
     {
         (so.r, so.vs) = vm.signCompact(key, target.hashOrder(o));
         so.order = o;
-    }
-
-    /// Seller sells 1000 Wh at ASK, buyer buys 1000 Wh at BID; submitted, gate still open.
-    function _twoParty() private returns (Two memory m) {
-        m.seller = newCell(CellType.Prosumer);
-        m.buyer = newCell(CellType.PassiveConsumer);
-        m.t = nextInterval();
-        m.orders =
-            _list(order(m.seller.id, m.t, Side.Sell, 1000, ASK, 0), order(m.buyer.id, m.t, Side.Buy, 1000, BID, 0));
-        submit(m.seller.agentKey, m.orders[0]);
-        submit(m.buyer.agentKey, m.orders[1]);
-    }
-
-    function _twoPartyCleared() private returns (Two memory m) {
-        m = _twoParty();
-        warpToGateClosure(m.t);
-        pool.clear(m.t, ASK, BID, m.orders);
     }
 
     // order replay

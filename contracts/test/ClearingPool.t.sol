@@ -20,10 +20,8 @@ contract ClearingPoolTest is PoolFixture {
         "MeterReading(address meter,uint256 cell,uint64 interval,uint64 importWh,uint64 exportWh,uint64 importCumWh,uint64 exportCumWh,uint64 seq)"
     );
 
-    /// The standard book: asks at 0.10, bids at 0.30 per kWh (6 decimals); the clearing-price
-    /// interval is [ASK, BID] and the price its midpoint.
-    uint96 private constant ASK = 100_000;
-    uint96 private constant BID = 300_000;
+    /// The standard book (ASK, BID from the fixture): the clearing-price interval is [ASK, BID]
+    /// and the price its midpoint.
     uint96 private constant MID = 200_000;
     /// 100 kW for 900 s.
     uint256 private constant LIMIT_WH = 25_000;
@@ -32,15 +30,6 @@ contract ClearingPoolTest is PoolFixture {
     uint8 private constant SCHEDULED = 1;
     uint8 private constant REPORTED = 2;
     uint8 private constant CLAIMED = 4;
-
-    address private stranger = address(0x57A2);
-
-    struct Two {
-        CellKeys seller;
-        CellKeys buyer;
-        uint64 t;
-        IClearingPool.Order[] orders;
-    }
 
     /// Sellers s1 (600 Wh) and s2 (400 Wh) ask ASK, buyers b1 (700 Wh) and b2 (300 Wh) bid
     /// BID: everything fills at MID, volume 1000 Wh.
@@ -83,23 +72,6 @@ contract ClearingPoolTest is PoolFixture {
     function _setCap(CellKeys memory k, uint256 cap) private {
         vm.prank(k.owner);
         wallets.setDailyCap(k.id, cap);
-    }
-
-    /// Seller sells 1000 Wh at ASK, buyer buys 1000 Wh at BID; submitted, gate still open.
-    function _twoParty() private returns (Two memory m) {
-        m.seller = newCell(CellType.Prosumer);
-        m.buyer = newCell(CellType.PassiveConsumer);
-        m.t = nextInterval();
-        m.orders =
-            _list(order(m.seller.id, m.t, Side.Sell, 1000, ASK, 0), order(m.buyer.id, m.t, Side.Buy, 1000, BID, 0));
-        submit(m.seller.agentKey, m.orders[0]);
-        submit(m.buyer.agentKey, m.orders[1]);
-    }
-
-    function _twoPartyCleared() private returns (Two memory m) {
-        m = _twoParty();
-        warpToGateClosure(m.t);
-        pool.clear(m.t, ASK, BID, m.orders);
     }
 
     function _fourPartyCleared() private returns (Four memory m) {

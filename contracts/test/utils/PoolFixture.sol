@@ -21,6 +21,12 @@ abstract contract PoolFixture is Test {
     /// 100 kW in both directions: 25,000 Wh per 15-minute interval.
     uint32 internal constant LIMIT_W = 100_000;
     uint256 internal constant FUNDS = 100_000e6;
+    /// The standard book: asks at 0.10, bids at 0.30 per kWh (6 decimals).
+    uint96 internal constant ASK = 100_000;
+    uint96 internal constant BID = 300_000;
+
+    /// Someone with no role at all.
+    address internal stranger = address(0x57A2);
 
     DevnetToken internal token;
     CellRegistry internal registry;
@@ -37,6 +43,13 @@ abstract contract PoolFixture is Test {
     }
 
     uint256 private _keySeed = 0xA11CE;
+
+    struct Two {
+        CellKeys seller;
+        CellKeys buyer;
+        uint64 t;
+        IClearingPool.Order[] orders;
+    }
 
     function setUp() public virtual {
         vm.warp(1_800_000_000);
@@ -193,6 +206,23 @@ abstract contract PoolFixture is Test {
         list = new uint256[](2);
         list[0] = a;
         list[1] = b;
+    }
+
+    /// Seller sells 1000 Wh at ASK, buyer buys 1000 Wh at BID; submitted, gate still open.
+    function _twoParty() internal returns (Two memory m) {
+        m.seller = newCell(CellType.Prosumer);
+        m.buyer = newCell(CellType.PassiveConsumer);
+        m.t = nextInterval();
+        m.orders =
+            _list(order(m.seller.id, m.t, Side.Sell, 1000, ASK, 0), order(m.buyer.id, m.t, Side.Buy, 1000, BID, 0));
+        submit(m.seller.agentKey, m.orders[0]);
+        submit(m.buyer.agentKey, m.orders[1]);
+    }
+
+    function _twoPartyCleared() internal returns (Two memory m) {
+        m = _twoParty();
+        warpToGateClosure(m.t);
+        pool.clear(m.t, ASK, BID, m.orders);
     }
 
     // Literal arrays for calls that take batches.
