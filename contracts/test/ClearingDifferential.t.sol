@@ -66,7 +66,7 @@ contract ClearingDifferentialTest is PoolFixture {
         bool[] memory live = _cancel(t, os, who, a);
         warpToGateClosure(t);
 
-        ReferenceAuction.Outcome memory out = ReferenceAuction.solve(_referenceBook(os, live));
+        ReferenceAuction.Outcome memory out = ReferenceAuction.solve(ReferenceAuction.bookOf(os, live));
         _assertOtherBoundsRefused(t, os, out);
         pool.clear(t, uint96(out.priceLow), uint96(out.priceHigh), os);
 
@@ -219,20 +219,6 @@ contract ClearingDifferentialTest is PoolFixture {
             if (live[i]) continue;
             vm.prank(who[i].agent);
             pool.cancelOrder(os[i].cell, t, os[i].nonce);
-        }
-    }
-
-    function _referenceBook(IClearingPool.Order[] memory os, bool[] memory live)
-        internal
-        pure
-        returns (ReferenceAuction.Book memory b)
-    {
-        uint256 n = os.length;
-        b = ReferenceAuction.Book({isBuy: new bool[](n), price: new uint256[](n), energy: new uint256[](n), live: live});
-        for (uint256 i = 0; i < n; ++i) {
-            b.isBuy[i] = os[i].side == Side.Buy;
-            b.price[i] = os[i].limitPrice;
-            b.energy[i] = os[i].energyWh;
         }
     }
 

@@ -642,17 +642,11 @@ contract PoolHandler is Test {
         view
         returns (ReferenceAuction.Outcome memory)
     {
-        uint256 n = os.length;
-        ReferenceAuction.Book memory book = ReferenceAuction.Book({
-            isBuy: new bool[](n), price: new uint256[](n), energy: new uint256[](n), live: new bool[](n)
-        });
-        for (uint256 i = 0; i < n; ++i) {
-            book.isBuy[i] = os[i].side == Side.Buy;
-            book.price[i] = os[i].limitPrice;
-            book.energy[i] = os[i].energyWh;
-            book.live[i] = _pg[t][os[i].cell].cancelMask & (1 << os[i].nonce) == 0;
+        bool[] memory live = new bool[](os.length);
+        for (uint256 i = 0; i < os.length; ++i) {
+            live[i] = _pg[t][os[i].cell].cancelMask & (1 << os[i].nonce) == 0;
         }
-        return ReferenceAuction.solve(book);
+        return ReferenceAuction.solve(ReferenceAuction.bookOf(os, live));
     }
 
     function _probeWrongBounds(

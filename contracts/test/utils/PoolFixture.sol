@@ -151,18 +151,12 @@ abstract contract PoolFixture is Test {
         view
         returns (ReferenceAuction.Outcome memory)
     {
-        uint256 n = orders.length;
-        ReferenceAuction.Book memory book = ReferenceAuction.Book({
-            isBuy: new bool[](n), price: new uint256[](n), energy: new uint256[](n), live: new bool[](n)
-        });
-        for (uint256 i = 0; i < n; ++i) {
-            book.isBuy[i] = orders[i].side == Side.Buy;
-            book.price[i] = orders[i].limitPrice;
-            book.energy[i] = orders[i].energyWh;
+        bool[] memory live = new bool[](orders.length);
+        for (uint256 i = 0; i < orders.length; ++i) {
             uint16 mask = pool.positionOf(t, orders[i].cell).cancelMask;
-            book.live[i] = orders[i].nonce >= 16 || (mask & (1 << orders[i].nonce)) == 0;
+            live[i] = orders[i].nonce >= 16 || (mask & (1 << orders[i].nonce)) == 0;
         }
-        return ReferenceAuction.solve(book);
+        return ReferenceAuction.solve(ReferenceAuction.bookOf(orders, live));
     }
 
     /// @notice Clears `t` at the reference's price bounds.

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
+import {IClearingPool} from "../../src/interfaces/IClearingPool.sol";
+import {Side} from "../../src/types/CellTypes.sol";
+
 /// @notice A plain, sort-based reference for the pool's clearing rule, written independently
 /// of {Clearing}: sort the bids down and the asks up, evaluate the curves at every price where
 /// they can change, take the lowest and highest clearing prices and their midpoint, then fill.
@@ -19,6 +22,17 @@ library ReferenceAuction {
         uint256 price;
         uint256 volume;
         uint256[] fills;
+    }
+
+    /// @notice The book of an interval's orders; `live[i]` is false for a cancelled order.
+    function bookOf(IClearingPool.Order[] memory orders, bool[] memory live) internal pure returns (Book memory b) {
+        uint256 n = orders.length;
+        b = Book({isBuy: new bool[](n), price: new uint256[](n), energy: new uint256[](n), live: live});
+        for (uint256 i = 0; i < n; ++i) {
+            b.isBuy[i] = orders[i].side == Side.Buy;
+            b.price[i] = orders[i].limitPrice;
+            b.energy[i] = orders[i].energyWh;
+        }
     }
 
     function solve(Book memory book) internal pure returns (Outcome memory out) {
