@@ -96,13 +96,18 @@ contract ClearingPoolGasTest is PoolFixture {
         _clearN(MAX_ORDERS, "clear_maxOrders", "clear_maxOrders_perOrder");
     }
 
-    function _clearN(uint256 n, string memory name, string memory perOrder) internal {
+    /// n cells, one order each, all submitted; the clock at gate closure; metering paused.
+    function _submittedAtGate(uint256 n) internal returns (uint64 t, IClearingPool.Order[] memory orders) {
         _makeCells(n);
-        uint64 t = nextInterval();
-        IClearingPool.Order[] memory orders = _book(t, n);
+        t = nextInterval();
+        orders = _book(t, n);
         vm.pauseGasMetering();
         _submitAll(orders);
         warpToGateClosure(t);
+    }
+
+    function _clearN(uint256 n, string memory name, string memory perOrder) internal {
+        (uint64 t, IClearingPool.Order[] memory orders) = _submittedAtGate(n);
         ReferenceAuction.Outcome memory out = quote(t, orders);
         vm.resumeGasMetering();
         pool.clear(t, uint96(out.priceLow), uint96(out.priceHigh), orders);
@@ -115,12 +120,7 @@ contract ClearingPoolGasTest is PoolFixture {
     /// (batched in `claim`). 100 cells in each batch.
     function test_gas_settleAndClaim_batchOf100() public {
         uint256 n = 100;
-        _makeCells(n);
-        uint64 t = nextInterval();
-        IClearingPool.Order[] memory orders = _book(t, n);
-        vm.pauseGasMetering();
-        _submitAll(orders);
-        warpToGateClosure(t);
+        (uint64 t, IClearingPool.Order[] memory orders) = _submittedAtGate(n);
         ReferenceAuction.Outcome memory out = clearAtReference(t, orders);
         warpToDeliveryEnd(t);
         // Readings of the scheduled cells, buyers first (the claim needs buyers paid first).
