@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { createTestClient, http, parseEther } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
+import { cellRegistryAbi } from '../chain/abi/contracts.generated.js';
 import { useKit } from '../chain/test/kit.js';
 import type { Io } from './io.js';
 import { run } from './main.js';
@@ -70,19 +71,8 @@ async function fundedKey(name: string) {
   return account;
 }
 
-async function faucet(to: `0x${string}`) {
-  const { walletClient } = (await import('../chain/client/index.js')).createGridcellClients({
-    manifest: kit.manifest,
-    account: await kit.freshAccount(),
-  });
-  const { devnetTokenAbi } = await import('../chain/abi/contracts.generated.js');
-  const hash = await walletClient?.writeContract({
-    address: kit.manifest.contracts.token,
-    abi: devnetTokenAbi,
-    functionName: 'faucet',
-    args: [to, 100_000_000_000n],
-  });
-  if (hash) await kit.publicClient.waitForTransactionReceipt({ hash });
+function faucet(to: `0x${string}`) {
+  return kit.faucet(to, 100_000_000_000n);
 }
 
 describe('gridcell keys', () => {
@@ -137,7 +127,7 @@ describe('gridcell cells and wallet', () => {
     await ok(`cells remove-meter ${cell} ${meter} --key owner1`);
     const registryMeterCell = await kit.publicClient.readContract({
       address: kit.manifest.contracts.registry,
-      abi: (await import('../chain/abi/contracts.generated.js')).cellRegistryAbi,
+      abi: cellRegistryAbi,
       functionName: 'cellOfMeter',
       args: [meter],
     });

@@ -19,6 +19,8 @@ export interface Kit extends GridcellClients {
   freshAccount(): Promise<LocalAccount>;
   /** Connects a cell owned by a fresh account, funds its wallet and lifts the agent's cap. */
   newCell(cellType: CellType, funds?: bigint): Promise<TestCell>;
+  /** Mints devnet tokens to `to` (base units), paid for by a fresh account. */
+  faucet(to: Address, amount: bigint): Promise<void>;
   /** Mines a block at `timestamp` (Unix seconds); later blocks follow from there. */
   setChainTime(timestamp: bigint): Promise<void>;
   chainTime(): Promise<bigint>;
@@ -104,6 +106,15 @@ export function useKit(): Kit {
     return { id: cellId, owner, agent, meter };
   }
 
+  async function faucet(to: Address, amount: bigint): Promise<void> {
+    await write(await freshAccount(), {
+      address: manifest.contracts.token,
+      abi: devnetTokenAbi,
+      functionName: 'faucet',
+      args: [to, amount],
+    });
+  }
+
   async function setChainTime(timestamp: bigint): Promise<void> {
     await testClient.setNextBlockTimestamp({ timestamp });
     await testClient.mine({ blocks: 1 });
@@ -113,5 +124,15 @@ export function useKit(): Kit {
     return (await publicClient.getBlock()).timestamp;
   }
 
-  return { ...clients, manifest, manifestPath, rpcUrl, freshAccount, newCell, setChainTime, chainTime };
+  return {
+    ...clients,
+    manifest,
+    manifestPath,
+    rpcUrl,
+    freshAccount,
+    newCell,
+    faucet,
+    setChainTime,
+    chainTime,
+  };
 }
