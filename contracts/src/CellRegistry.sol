@@ -123,6 +123,16 @@ contract CellRegistry is ERC721, ICellRegistry {
     }
 
     /// @inheritdoc ICellRegistry
+    function agentOf(uint256 cellId) external view returns (address) {
+        Cell storage ref = _cells[cellId];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(ref.slot)
+        }
+        return address(uint160(word >> 16)); // Solidity's layout for {Cell}, as in cellOf
+    }
+
+    /// @inheritdoc ICellRegistry
     function parentOf(uint256 cellId) external view returns (uint256) {
         return _parents[cellId];
     }

@@ -10,6 +10,7 @@ import {ICellWallets} from "./interfaces/ICellWallets.sol";
 import {IClearingPool} from "./interfaces/IClearingPool.sol";
 import {CellRoles} from "./libraries/CellRoles.sol";
 import {Clearing} from "./libraries/Clearing.sol";
+import {MeterReadings} from "./libraries/MeterReadings.sol";
 import {CellStatus, Side} from "./types/CellTypes.sol";
 
 /// @title ClearingPool
@@ -23,9 +24,7 @@ contract ClearingPool is IClearingPool, EIP712 {
     bytes32 public constant ORDER_TYPEHASH = keccak256(
         "Order(uint256 cell,uint64 interval,uint8 side,uint64 energyWh,uint96 limitPrice,uint32 nonce,uint64 expiry)"
     );
-    bytes32 public constant METER_READING_TYPEHASH = keccak256(
-        "MeterReading(address meter,uint256 cell,uint64 interval,uint64 importWh,uint64 exportWh,uint64 importCumWh,uint64 exportCumWh,uint64 seq)"
-    );
+    bytes32 public constant METER_READING_TYPEHASH = MeterReadings.TYPEHASH;
 
     /// @notice At most this many orders per cell per interval: the cancel mask has 16 bits.
     uint256 public constant MAX_ORDERS_PER_CELL = 16;
@@ -211,9 +210,7 @@ contract ClearingPool is IClearingPool, EIP712 {
         if (block.timestamp >= windowEnd) revert PoolSettlementWindowClosed(r.interval, windowEnd);
         Interval storage s = _intervals[r.interval];
         if (!s.cleared) revert PoolNotCleared(r.interval);
-        if (_recover(_hashReading(r), signed.r, signed.vs, index) != r.meter) revert PoolInvalidSignature(index);
-        // A removed meter key maps to no cell, so its readings stop counting at once.
-        if (registry.cellOfMeter(r.meter) != r.cell) revert PoolMeterNotInCell(r.meter, r.cell);
+        _checkReading(signed, index);
 
         Position storage p = _positions[r.interval][r.cell];
         uint8 flags = p.flags;
@@ -237,6 +234,14 @@ contract ClearingPool is IClearingPool, EIP712 {
             s.buyReportedScheduledWh += filled;
         }
         emit ReadingAccepted(r.interval, r.cell, r.meter, r.seq, r.importWh, r.exportWh, counted);
+    }
+
+    function _checkReading(SignedReading calldata signed, uint256 index) private view {
+        MeterReadings.Check verdict = MeterReadings.check(signed, _domainSeparatorV4(), registry);
+        if (verdict == MeterReadings.Check.BadSignature) revert PoolInvalidSignature(index);
+        if (verdict == MeterReadings.Check.MeterNotInCell) {
+            revert PoolMeterNotInCell(signed.reading.meter, signed.reading.cell);
+        }
     }
 
     /// @inheritdoc IClearingPool
@@ -321,7 +326,7 @@ contract ClearingPool is IClearingPool, EIP712 {
 
     /// @inheritdoc IClearingPool
     function hashReading(MeterReading calldata reading) external view returns (bytes32) {
-        return _hashTypedDataV4(_hashReading(reading));
+        return _hashTypedDataV4(MeterReadings.structHash(reading));
     }
 
     /// @inheritdoc IClearingPool
@@ -472,21 +477,5 @@ contract ClearingPool is IClearingPool, EIP712 {
             mstore(0x20, structHash)
             h := keccak256(0x00, 0x40)
         }
-    }
-
-    function _hashReading(MeterReading calldata r) private pure returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                METER_READING_TYPEHASH,
-                r.meter,
-                r.cell,
-                r.interval,
-                r.importWh,
-                r.exportWh,
-                r.importCumWh,
-                r.exportCumWh,
-                r.seq
-            )
-        );
     }
 }

@@ -491,4 +491,115 @@ contract CellWalletsTest is PoolFixture {
         assertEq(wallets.marketBalance(market), paid - paidOut, "market");
         _assertLedger();
     }
+
+    // debts (ØNDER: what a channel's collateral could not cover)
+
+    function _creditor() private returns (CellKeys memory c) {
+        c = newCell(CellType.Prosumer, LIMIT_W, LIMIT_W, 0);
+    }
+
+    function test_recordDebt_paysFromAvailableFirstAndRecordsTheRest() public {
+        _deposit(3e6);
+        CellKeys memory creditor = _creditor();
+        vm.expectEmit(address(wallets));
+        emit ICellWallets.DebtRecorded(1, cell.id, creditor.id, 5e6, 3e6);
+        vm.prank(market);
+        uint256 id = wallets.recordDebt(cell.id, creditor.id, 5e6);
+        assertEq(id, 1, "first debt");
+        assertEq(available(creditor.id), 3e6, "the creditor got what was available");
+        assertEq(wallets.debtOf(cell.id), 2e6, "the rest is debt");
+        assertEq(available(cell.id), 0, "nothing left");
+    }
+
+    function test_recordDebt_returnsZeroWhenAvailableCoversIt() public {
+        _deposit(5e6);
+        CellKeys memory creditor = _creditor();
+        vm.prank(market);
+        assertEq(wallets.recordDebt(cell.id, creditor.id, 5e6), 0, "no debt left");
+        assertEq(wallets.debtOf(cell.id), 0, "none");
+    }
+
+    function test_deposit_repaysDebtsInTheOrderRecorded() public {
+        CellKeys memory first = _creditor();
+        CellKeys memory second = _creditor();
+        vm.startPrank(market);
+        uint256 a = wallets.recordDebt(cell.id, first.id, 2e6);
+        uint256 b = wallets.recordDebt(cell.id, second.id, 3e6);
+        vm.stopPrank();
+        _deposit(3e6);
+        assertEq(wallets.debtOf(cell.id), 2e6, "3 of 5 repaid");
+        assertEq(available(cell.id), 0, "all of the deposit went to the debt");
+        assertEq(wallets.heldForCreditors(), 3e6, "held for the creditors");
+        assertEq(wallets.collectDebt(a), 2e6, "the first creditor is repaid in full");
+        assertEq(wallets.collectDebt(b), 1e6, "the second gets the rest");
+        assertEq(wallets.collectDebt(b), 0, "nothing twice");
+        _deposit(4e6);
+        assertEq(wallets.collectDebt(b), 2e6, "the second creditor is repaid in full");
+        assertEq(available(cell.id), 2e6, "the deposit beyond the debt is available");
+        assertEq(available(first.id) + available(second.id), 5e6, "both repaid");
+        assertEq(wallets.heldForCreditors(), 0, "nothing held");
+    }
+
+    function test_debt_blocksWithdrawAndAgentSpending() public {
+        CellKeys memory creditor = _creditor();
+        vm.prank(market);
+        wallets.recordDebt(cell.id, creditor.id, 1e6);
+        _setCap(type(uint256).max);
+        vm.prank(cell.owner);
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletCellInDebt.selector, cell.id, 1e6));
+        wallets.withdraw(cell.id, 1, cell.owner);
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletCellInDebt.selector, cell.id, 1e6));
+        wallets.lockForAgent(cell.id, 1);
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletCellInDebt.selector, cell.id, 1e6));
+        wallets.commitForAgent(cell.id, 1);
+    }
+
+    function test_payFromMarket_repaysDebtFirst() public {
+        _deposit(10e6);
+        _setCap(type(uint256).max);
+        CellKeys memory creditor = _creditor();
+        vm.startPrank(market);
+        wallets.commitForAgent(cell.id, 10e6);
+        wallets.recordDebt(cell.id, creditor.id, 4e6);
+        wallets.payFromMarket(cell.id, 6e6);
+        vm.stopPrank();
+        assertEq(wallets.debtOf(cell.id), 0, "income repaid the debt");
+        assertEq(available(cell.id), 2e6, "the rest is available");
+        assertEq(wallets.collectDebt(1), 4e6, "collected");
+    }
+
+    function test_repayDebt_usesMoneyBackFromEscrow() public {
+        _deposit(10e6);
+        _setCap(type(uint256).max);
+        CellKeys memory creditor = _creditor();
+        vm.startPrank(market);
+        wallets.lockForAgent(cell.id, 10e6);
+        wallets.recordDebt(cell.id, creditor.id, 4e6);
+        wallets.settleLocked(cell.id, 10e6, 0); // the escrow comes back while the cell owes
+        vm.stopPrank();
+        assertEq(wallets.debtOf(cell.id), 4e6, "still owed");
+        wallets.repayDebt(cell.id);
+        assertEq(wallets.debtOf(cell.id), 0, "repaid from available");
+        assertEq(available(cell.id), 6e6, "the rest");
+    }
+
+    function test_collectDebt_revertsWithUnknownDebt() public {
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletUnknownDebt.selector, 7));
+        wallets.collectDebt(7);
+    }
+
+    function test_commitForAgent_movesAvailableToMarketWithinCap() public {
+        _deposit(10e6);
+        _setCap(4e6);
+        vm.prank(market);
+        wallets.commitForAgent(cell.id, 3e6);
+        assertEq(available(cell.id), 7e6, "left the cell");
+        assertEq(wallets.marketBalance(market), 3e6, "to the market");
+        vm.prank(market);
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletDailyCapExceeded.selector, cell.id, 4e6, 3e6, 2e6));
+        wallets.commitForAgent(cell.id, 2e6);
+        _assertLedger();
+    }
 }

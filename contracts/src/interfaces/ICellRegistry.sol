@@ -99,6 +99,10 @@ interface ICellRegistry {
     /// @notice The cell's market record; reverts for an unknown cell.
     function cellOf(uint256 cellId) external view returns (Cell memory);
 
+    /// @notice The cell's agent key (zero for no agent or an unknown cell): the cheap check
+    /// for a signature.
+    function agentOf(uint256 cellId) external view returns (address);
+
     /// @notice The cell's parent in the feeder (0 = top level).
     function parentOf(uint256 cellId) external view returns (uint256);
 

@@ -1,0 +1,623 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.28;
+
+import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ICellRegistry} from "./interfaces/ICellRegistry.sol";
+import {ICellWallets} from "./interfaces/ICellWallets.sol";
+import {IClearingPool} from "./interfaces/IClearingPool.sol";
+import {IDebtChannels} from "./interfaces/IDebtChannels.sol";
+import {CellRoles} from "./libraries/CellRoles.sol";
+import {MeterReadings} from "./libraries/MeterReadings.sol";
+import {CellStatus} from "./types/CellTypes.sol";
+
+/// @title DebtChannels
+/// @notice Debt payment channels for bilateral deals. See {IDebtChannels}.
+/// @dev The deal's terms are not stored: every call hands them in again and their digest must
+/// be the channel id, which costs less than reading them back from storage. The collateral
+/// leaves the buyer's wallet for this contract's market account in the wallets, so that the
+/// account always holds exactly the collateral of the open and closing channels.
+contract DebtChannels is IDebtChannels, EIP712 {
+    bytes32 public constant DEAL_TYPEHASH = keccak256(
+        "Deal(uint256 buyerCell,uint256 sellerCell,address sellerMeter,uint96 pricePerKWh,uint64 maxWhPerInterval,uint64 firstInterval,uint64 lastInterval,uint96 collateral,uint64 expiry,uint64 salt)"
+    );
+    bytes32 public constant VOUCHER_TYPEHASH =
+        keccak256("Voucher(bytes32 channel,uint32 seq,uint64 cumulativeWh,uint96 cumulativeAmount)");
+    bytes32 public constant CLOSE_TYPEHASH = keccak256("CloseChannel(bytes32 channel,uint96 finalAmount)");
+    bytes32 public constant METER_READING_TYPEHASH = MeterReadings.TYPEHASH;
+
+    uint256 private constant MAX_AMOUNT = type(uint80).max;
+    uint256 private constant MAX_SEQ = type(uint24).max;
+
+    /// @dev A channel's state in memory. In storage it is one slot, which every voucher reads
+    /// and writes and nothing else of the channel's needs:
+    /// owed 80 | funded, or the close deadline while closing, 80 | baselineCumWh 64 | seq 24 |
+    /// status 7 bits, hasBaseline 1 bit. While the channel is open every operation pays the
+    /// seller at once as far as the collateral goes, so what was paid is min(owed, funded) and
+    /// need not be stored; the collateral left is funded - paid. While it closes, nothing is
+    /// paid until settlement and funding cannot change, so funding and what was paid move to
+    /// a {CloseRecord} and the deadline takes funding's place. Amounts are below 2^80 (checked
+    /// at opening and top-up): 1.2e24 base units, a million tokens of 18 decimals.
+    struct Core {
+        uint96 owed;
+        uint96 funded;
+        uint40 closeDeadline;
+        uint64 baselineCumWh;
+        uint32 seq;
+        Status status;
+        bool hasBaseline;
+    }
+
+    /// @dev Written when a unilateral close starts.
+    struct CloseRecord {
+        uint96 funded;
+        uint96 paidAtClose;
+        uint40 closeDeadline;
+    }
+
+    struct Withdrawal {
+        uint96 amount;
+        uint40 at;
+    }
+
+    ICellRegistry public immutable registry;
+    ICellWallets public immutable wallets;
+    uint256 public immutable intervalSeconds;
+    uint256 public immutable challengeWindow;
+    uint256 public immutable withdrawalDelay;
+
+    mapping(bytes32 channel => Core) private _cores;
+    mapping(bytes32 channel => CloseRecord) private _closeRecords;
+    mapping(bytes32 channel => Withdrawal) private _withdrawals;
+    mapping(address meter => uint64) private _booked;
+
+    /// @param intervalSeconds_ The pool's interval length, s.
+    /// @param challengeWindow_ How long a unilateral close stays open to newer vouchers, s
+    /// (4 h by default; docs/channels.md says why a rollup needs 24 h or more).
+    /// @param withdrawalDelay_ How long a collateral withdrawal waits; longer than the window.
+    constructor(
+        ICellRegistry registry_,
+        ICellWallets wallets_,
+        uint256 intervalSeconds_,
+        uint256 challengeWindow_,
+        uint256 withdrawalDelay_
+    ) EIP712("gridcell", "1") {
+        require(intervalSeconds_ > 0, "bad interval");
+        require(challengeWindow_ > 0 && challengeWindow_ < type(uint32).max, "bad window");
+        require(withdrawalDelay_ > challengeWindow_ && withdrawalDelay_ < type(uint32).max, "bad delay");
+        registry = registry_;
+        wallets = wallets_;
+        intervalSeconds = intervalSeconds_;
+        challengeWindow = challengeWindow_;
+        withdrawalDelay = withdrawalDelay_;
+    }
+
+    /// @inheritdoc IDebtChannels
+    function open(Deal calldata deal, bytes calldata buyerSignature, bytes calldata sellerSignature)
+        external
+        returns (bytes32 channel)
+    {
+        channel = _hashTypedDataV4(_hashDeal(deal));
+        if (_loadCore(channel).status != Status.None) revert ChannelExists(channel);
+        if (block.timestamp > deal.expiry) revert ChannelDealExpired(deal.expiry);
+        _checkTerms(deal);
+        uint64 booked = _booked[deal.sellerMeter];
+        if (deal.firstInterval <= booked) revert ChannelMeterBooked(deal.sellerMeter, booked);
+        _checkCell(deal.buyerCell, channel, buyerSignature, deal.maxWhPerInterval, true);
+        _checkCell(deal.sellerCell, channel, sellerSignature, deal.maxWhPerInterval, false);
+        if (registry.cellOfMeter(deal.sellerMeter) != deal.sellerCell) {
+            revert ChannelMeterNotInCell(deal.sellerMeter, deal.sellerCell);
+        }
+        _booked[deal.sellerMeter] = deal.lastInterval;
+        {
+            Core memory c;
+            c.funded = deal.collateral;
+            c.status = Status.Open;
+            _storeCore(channel, c);
+        }
+        wallets.commitForAgent(deal.buyerCell, deal.collateral);
+        emit ChannelOpened(
+            channel,
+            deal.buyerCell,
+            deal.sellerCell,
+            deal.sellerMeter,
+            deal.pricePerKWh,
+            deal.maxWhPerInterval,
+            deal.firstInterval,
+            deal.lastInterval,
+            deal.collateral
+        );
+    }
+
+    /// @inheritdoc IDebtChannels
+    function topUp(Deal calldata deal, uint96 amount) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        if (c.status != Status.Open) revert ChannelNotOpen(channel, c.status);
+        if (!_isParty(deal.buyerCell, msg.sender)) revert ChannelNotParty(channel, msg.sender);
+        if (amount == 0) revert ChannelZeroAmount();
+        uint96 paidBefore = _covered(c);
+        if (uint256(c.funded) + amount > MAX_AMOUNT) revert ChannelAmountTooLarge(uint256(c.funded) + amount);
+        c.funded += amount;
+        uint96 paidNow = _covered(c) - paidBefore;
+        _storeCore(channel, c);
+        wallets.commitForAgent(deal.buyerCell, amount);
+        if (paidNow > 0) wallets.payFromMarket(deal.sellerCell, paidNow);
+        emit CollateralToppedUp(channel, amount, c.funded - _covered(c), paidNow);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function redeem(Deal calldata deal, SignedVoucher calldata voucher, IClearingPool.SignedReading calldata reading)
+        external
+    {
+        (bytes32 channel, Core memory c) = _load(deal);
+        _acceptVoucher(channel, deal, c, voucher, reading);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function challenge(Deal calldata deal, SignedVoucher calldata voucher, IClearingPool.SignedReading calldata reading)
+        external
+    {
+        (bytes32 channel, Core memory c) = _load(deal);
+        if (c.status != Status.Closing) revert ChannelNotClosing(channel, c.status);
+        _acceptVoucher(channel, deal, c, voucher, reading);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function closeWithVoucher(
+        Deal calldata deal,
+        SignedVoucher calldata voucher,
+        IClearingPool.SignedReading calldata reading
+    ) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        // Closing first, so the voucher is recorded and paid at settlement, in one transfer.
+        _startClose(channel, deal, c);
+        _acceptVoucher(channel, deal, c, voucher, reading);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function redeemWithReadings(Deal calldata deal, IClearingPool.SignedReading[] calldata readings) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        if (readings.length == 0) revert ChannelNoReadings();
+        uint64 end = _acceptingUntil(channel, deal, c);
+        // The latest reading (highest interval) proves the most: counters only grow.
+        uint64 interval;
+        uint64 latestCumWh;
+        for (uint256 i = 0; i < readings.length; ++i) {
+            (uint64 t, uint64 cum) = _absorb(deal, c, readings[i], i, end);
+            if (t >= interval) {
+                interval = t;
+                latestCumWh = cum;
+            }
+        }
+        (uint256 provenWh, uint256 meteredWh) = _proven(deal, c, interval, latestCumWh);
+        // Rounds down, in the buyer's favour (docs/rounding.md). provenWh <= the deal's
+        // contracted energy, whose worth opening checked to be below 2^80.
+        uint256 amount = (provenWh * deal.pricePerKWh) / 1000;
+        uint96 paidNow = _raiseOwed(c, amount);
+        _storeCore(channel, c);
+        if (paidNow > 0) wallets.payFromMarket(deal.sellerCell, paidNow);
+        // meteredWh and provenWh are differences of uint64 counters.
+        emit DeliveryProven(channel, interval, uint64(meteredWh), uint64(provenWh), uint96(amount), paidNow);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function closeCooperative(
+        Deal calldata deal,
+        uint96 finalAmount,
+        bytes calldata buyerSignature,
+        bytes calldata sellerSignature
+    ) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        if (c.status == Status.Closed) revert ChannelNotOpen(channel, c.status);
+        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CLOSE_TYPEHASH, channel, finalAmount)));
+        _requireAgent(deal.buyerCell, _recover(digest, buyerSignature));
+        _requireAgent(deal.sellerCell, _recover(digest, sellerSignature));
+        if (finalAmount > MAX_AMOUNT) revert ChannelAmountTooLarge(finalAmount);
+        uint96 paid;
+        uint64 end;
+        if (c.status == Status.Open) {
+            paid = _covered(c);
+            uint64 current = _currentInterval();
+            end = current < deal.lastInterval ? current : deal.lastInterval;
+        } else {
+            paid = _resumeClose(channel, c);
+            end = _endOf(deal, c.closeDeadline);
+        }
+        if (finalAmount < paid) revert ChannelFinalBelowPaid(finalAmount, paid);
+        c.owed = finalAmount; // both parties signed it: it replaces whatever was proven
+        _finish(channel, deal, c, paid, end);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function startClose(Deal calldata deal) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        _startClose(channel, deal, c);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function settle(Deal calldata deal) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        if (c.status != Status.Closing) revert ChannelNotClosing(channel, c.status);
+        if (block.timestamp < c.closeDeadline) revert ChannelWindowOpen(c.closeDeadline);
+        uint96 paid = _resumeClose(channel, c);
+        _finish(channel, deal, c, paid, _endOf(deal, c.closeDeadline));
+    }
+
+    /// @inheritdoc IDebtChannels
+    function requestWithdrawal(Deal calldata deal, uint96 amount) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        if (c.status != Status.Open) revert ChannelNotOpen(channel, c.status);
+        if (!_isParty(deal.buyerCell, msg.sender)) revert ChannelNotParty(channel, msg.sender);
+        if (amount == 0) revert ChannelZeroAmount();
+        // block.timestamp + a delay below 2^32 fits 40 bits for the next 30,000 years.
+        uint40 at = uint40(block.timestamp + withdrawalDelay);
+        _withdrawals[channel] = Withdrawal({amount: amount, at: at});
+        emit WithdrawalRequested(channel, amount, at);
+    }
+
+    /// @inheritdoc IDebtChannels
+    function withdrawCollateral(Deal calldata deal) external {
+        (bytes32 channel, Core memory c) = _load(deal);
+        if (c.status != Status.Open) revert ChannelNotOpen(channel, c.status);
+        Withdrawal memory w = _withdrawals[channel];
+        if (w.at == 0) revert ChannelNoWithdrawal(channel);
+        if (block.timestamp < w.at) revert ChannelWithdrawalNotDue(w.at);
+        // What is owed stays for the seller (already paid, or to be paid when topped up).
+        uint96 free = c.funded > c.owed ? c.funded - c.owed : 0;
+        uint96 amount = w.amount < free ? w.amount : free;
+        c.funded -= amount;
+        _storeCore(channel, c);
+        delete _withdrawals[channel];
+        if (amount > 0) wallets.payFromMarket(deal.buyerCell, amount);
+        emit CollateralWithdrawn(channel, amount, c.funded - _covered(c));
+    }
+
+    /// @inheritdoc IDebtChannels
+    function channelOf(bytes32 channel) external view returns (Channel memory ch) {
+        Core memory c = _loadCore(channel);
+        CloseRecord memory r = _closeRecords[channel];
+        Withdrawal memory w = _withdrawals[channel];
+        ch.status = c.status;
+        ch.owed = c.owed;
+        ch.seq = c.seq;
+        ch.baselineCumWh = c.baselineCumWh;
+        ch.closeDeadline = r.closeDeadline;
+        ch.withdrawalAmount = w.amount;
+        ch.withdrawalAt = w.at;
+        if (c.status == Status.Open) {
+            ch.paid = _covered(c);
+            ch.collateral = c.funded - ch.paid;
+        } else if (c.status == Status.Closing) {
+            ch.paid = r.paidAtClose;
+            ch.collateral = r.funded - r.paidAtClose;
+        } else if (c.status == Status.Closed) {
+            ch.paid = _covered(c);
+        }
+        if (r.closeDeadline != 0) {
+            // The interval the close started in (the window is a deployment constant).
+            ch.endInterval = uint64((r.closeDeadline - challengeWindow) / intervalSeconds);
+        }
+    }
+
+    /// @inheritdoc IDebtChannels
+    function channelId(Deal calldata deal) external view returns (bytes32) {
+        return _hashTypedDataV4(_hashDeal(deal));
+    }
+
+    /// @inheritdoc IDebtChannels
+    function hashVoucher(Voucher calldata voucher) external view returns (bytes32) {
+        return _hashTypedDataV4(_hashVoucher(voucher));
+    }
+
+    /// @inheritdoc IDebtChannels
+    function hashClose(bytes32 channel, uint96 finalAmount) external view returns (bytes32) {
+        return _hashTypedDataV4(keccak256(abi.encode(CLOSE_TYPEHASH, channel, finalAmount)));
+    }
+
+    /// @inheritdoc IDebtChannels
+    function hashReading(IClearingPool.MeterReading calldata reading) external view returns (bytes32) {
+        return _hashTypedDataV4(MeterReadings.structHash(reading));
+    }
+
+    /// @inheritdoc IDebtChannels
+    function bookedThrough(address meter) external view returns (uint64) {
+        return _booked[meter];
+    }
+
+    /// @inheritdoc IDebtChannels
+    function domainSeparator() external view returns (bytes32) {
+        return _domainSeparatorV4();
+    }
+
+    function _load(Deal calldata deal) private view returns (bytes32 channel, Core memory c) {
+        channel = _hashTypedDataV4(_hashDeal(deal));
+        c = _loadCore(channel);
+        if (c.status == Status.None) revert ChannelUnknown(channel);
+    }
+
+    /// @dev Checks the voucher and the readings behind it, raises what is owed and, while the
+    /// channel is open, pays the seller the part the collateral newly covers.
+    function _acceptVoucher(
+        bytes32 channel,
+        Deal calldata deal,
+        Core memory c,
+        SignedVoucher calldata signed,
+        IClearingPool.SignedReading calldata reading
+    ) private {
+        Voucher calldata v = signed.voucher;
+        if (v.channel != channel) revert ChannelVoucherForOtherChannel(channel, v.channel);
+        if (v.seq <= c.seq) revert ChannelStaleVoucher(channel, v.seq, c.seq);
+        if (v.seq > MAX_SEQ) revert ChannelAmountTooLarge(v.seq);
+        _requireAgent(deal.buyerCell, _recoverCompact(_hashTypedDataV4(_hashVoucher(v)), signed.r, signed.vs));
+        uint256 provenWh = _provenWh(channel, deal, c, reading);
+        if (v.cumulativeWh > provenWh) revert ChannelVoucherOverMetered(v.cumulativeWh, provenWh);
+        // Rounds down, in the buyer's favour; < 2^64 * 2^96.
+        uint256 worth = (uint256(v.cumulativeWh) * deal.pricePerKWh) / 1000;
+        if (v.cumulativeAmount > worth) revert ChannelVoucherOverPrice(v.cumulativeAmount, worth);
+        c.seq = v.seq;
+        // Amounts owed only grow: a newer voucher for less (a buyer going back on its word)
+        // cannot take back what an older one, or the readings, proved.
+        uint96 paidNow = _raiseOwed(c, v.cumulativeAmount);
+        _storeCore(channel, c);
+        if (paidNow > 0) wallets.payFromMarket(deal.sellerCell, paidNow);
+        emit VoucherAccepted(channel, v.seq, v.cumulativeWh, v.cumulativeAmount, paidNow);
+    }
+
+    function _provenWh(bytes32 channel, Deal calldata deal, Core memory c, IClearingPool.SignedReading calldata reading)
+        private
+        view
+        returns (uint256 provenWh)
+    {
+        (uint64 t, uint64 cum) = _absorb(deal, c, reading, 0, _acceptingUntil(channel, deal, c));
+        (provenWh,) = _proven(deal, c, t, cum);
+    }
+
+    /// @dev Vouchers and readings count while the channel is open, and while it is closing
+    /// until the deadline. Returns the last interval they may speak of.
+    function _acceptingUntil(bytes32 channel, Deal calldata deal, Core memory c) private view returns (uint64) {
+        if (c.status == Status.Open) return deal.lastInterval;
+        if (c.status != Status.Closing) revert ChannelNotOpen(channel, c.status);
+        if (block.timestamp >= c.closeDeadline) revert ChannelWindowClosed(c.closeDeadline);
+        return _endOf(deal, c.closeDeadline);
+    }
+
+    /// @dev Checks one reading and lowers the deal's baseline to the start-of-interval counter
+    /// it shows, if that is lower. The baseline is the counter when the deal began, as far as
+    /// readings have shown it: an honest meter's counter only grows, so the lowest
+    /// start-of-interval counter of the deal's intervals never falls below the true start and
+    /// the seller can only undercount. Hand in the first interval's reading once to count
+    /// from the deal's start.
+    function _absorb(
+        Deal calldata deal,
+        Core memory c,
+        IClearingPool.SignedReading calldata signed,
+        uint256 index,
+        uint64 end
+    ) private view returns (uint64 t, uint64 cum) {
+        uint64 start;
+        (t, cum, start) = _checkReading(deal, signed, index, end);
+        if (!c.hasBaseline || start < c.baselineCumWh) {
+            c.baselineCumWh = start;
+            c.hasBaseline = true;
+        }
+    }
+
+    /// @dev Energy proven by a reading of interval `t` with export counter `cum`:
+    /// min(metered, contracted), metered = cum - baseline, contracted = maxWhPerInterval x the
+    /// intervals from the first up to `t`.
+    function _proven(Deal calldata deal, Core memory c, uint64 t, uint64 cum)
+        private
+        pure
+        returns (uint256 provenWh, uint256 meteredWh)
+    {
+        // baseline <= a reading's start <= its end counter: _absorb saw every reading.
+        meteredWh = cum - c.baselineCumWh;
+        uint256 contractedWh = uint256(deal.maxWhPerInterval) * (t - deal.firstInterval + 1);
+        provenWh = meteredWh < contractedWh ? meteredWh : contractedWh;
+    }
+
+    /// @dev One reading of the deal's meter, for the deal's cell, in the deal's intervals up
+    /// to `end`, signed by a meter key the cell still has. Returns its interval, its export
+    /// counter at the end and at the start of the interval.
+    function _checkReading(Deal calldata deal, IClearingPool.SignedReading calldata signed, uint256 index, uint64 end)
+        private
+        view
+        returns (uint64 t, uint64 cum, uint64 start)
+    {
+        IClearingPool.MeterReading calldata r = signed.reading;
+        if (r.meter != deal.sellerMeter) revert ChannelWrongMeter(r.meter, deal.sellerMeter);
+        if (r.cell != deal.sellerCell) revert ChannelMeterNotInCell(r.meter, deal.sellerCell);
+        t = r.interval;
+        if (t < deal.firstInterval || t > end) revert ChannelReadingOutOfRange(t, deal.firstInterval, end);
+        cum = r.exportCumWh;
+        uint64 during = r.exportWh;
+        if (during > cum) revert ChannelImplausibleReading(index);
+        MeterReadings.Check verdict = MeterReadings.check(signed, _domainSeparatorV4(), registry);
+        if (verdict == MeterReadings.Check.BadSignature) revert ChannelReadingInvalid(index);
+        if (verdict == MeterReadings.Check.MeterNotInCell) revert ChannelMeterNotInCell(r.meter, r.cell);
+        start = cum - during; // during <= cum, checked above
+    }
+
+    /// @dev Owed only grows. While the channel is open, returns what the collateral newly
+    /// covers, which the caller pays the seller at once; while closing, payment waits.
+    function _raiseOwed(Core memory c, uint256 amount) private pure returns (uint96 paidNow) {
+        if (amount <= c.owed) return 0;
+        uint96 before = _covered(c);
+        c.owed = uint96(amount); // amount <= the deal's worth < 2^80, checked at opening
+        if (c.status == Status.Open) paidNow = _covered(c) - before;
+    }
+
+    function _startClose(bytes32 channel, Deal calldata deal, Core memory c) private {
+        bool seller = _isParty(deal.sellerCell, msg.sender);
+        if (!seller && !_isParty(deal.buyerCell, msg.sender)) revert ChannelNotParty(channel, msg.sender);
+        if (c.status == Status.Closing) return; // the window started once and stays as it is
+        if (c.status != Status.Open) revert ChannelNotOpen(channel, c.status);
+        if (!seller) {
+            // The buyer may not walk away from a deal before its delivery is over.
+            uint256 deliveryEnd = (uint256(deal.lastInterval) + 1) * intervalSeconds;
+            if (block.timestamp < deliveryEnd) revert ChannelTooEarlyToClose(deliveryEnd);
+        }
+        uint40 deadline = uint40(block.timestamp + challengeWindow); // window < 2^32, checked at deployment
+        _closeRecords[channel] = CloseRecord({funded: c.funded, paidAtClose: _covered(c), closeDeadline: deadline});
+        c.closeDeadline = deadline;
+        c.status = Status.Closing;
+        _storeCore(channel, c);
+        emit ChannelClosing(channel, msg.sender, deadline, _endOf(deal, deadline));
+    }
+
+    /// @dev Pays what is owed as far as the collateral goes, gives the rest back, records the
+    /// shortfall as the buyer's debt and frees the meter after `end`.
+    function _finish(bytes32 channel, Deal calldata deal, Core memory c, uint96 paid, uint64 end) private {
+        uint96 covered = _covered(c);
+        // covered >= paid: owed only grew since `paid` was covered, and funding cannot change
+        // while closing; a cooperative final amount is checked against `paid`.
+        uint96 pay = covered - paid;
+        uint96 refund = c.funded - covered;
+        uint96 debt = c.owed - covered;
+        c.status = Status.Closed;
+        _storeCore(channel, c);
+        if (_booked[deal.sellerMeter] == deal.lastInterval && end < deal.lastInterval) _booked[deal.sellerMeter] = end;
+        if (pay > 0) wallets.payFromMarket(deal.sellerCell, pay);
+        if (refund > 0) wallets.payFromMarket(deal.buyerCell, refund);
+        uint256 debtId = debt > 0 ? wallets.recordDebt(deal.buyerCell, deal.sellerCell, debt) : 0;
+        emit ChannelClosed(channel, c.owed, covered, refund, debt, debtId);
+    }
+
+    /// @dev The last interval the deal covers once a close started: the interval the close
+    /// started in, or the deal's last if that came first.
+    function _endOf(Deal calldata deal, uint40 closeDeadline) private view returns (uint64) {
+        uint64 closedIn = uint64((closeDeadline - challengeWindow) / intervalSeconds);
+        return closedIn < deal.lastInterval ? closedIn : deal.lastInterval;
+    }
+
+    /// @dev Back from closing to the accounts: funding returns to the core; returns what was
+    /// paid when the close started.
+    function _resumeClose(bytes32 channel, Core memory c) private view returns (uint96 paid) {
+        CloseRecord memory r = _closeRecords[channel];
+        c.funded = r.funded;
+        return r.paidAtClose;
+    }
+
+    /// @dev What the collateral covers of what is owed; while open, exactly what was paid.
+    function _covered(Core memory c) private pure returns (uint96) {
+        return c.owed < c.funded ? c.owed : c.funded;
+    }
+
+    function _checkTerms(Deal calldata deal) private view {
+        if (deal.buyerCell == deal.sellerCell) revert ChannelBadTerms("buyer and seller are the same cell");
+        if (deal.pricePerKWh == 0) revert ChannelBadTerms("price is zero");
+        if (deal.maxWhPerInterval == 0) revert ChannelBadTerms("maxWhPerInterval is zero");
+        if (deal.lastInterval < deal.firstInterval) revert ChannelBadTerms("lastInterval before firstInterval");
+        if (deal.collateral == 0) revert ChannelBadTerms("collateral is zero");
+        // Whatever readings prove is then worth less than 2^80 base units (owed fits its field).
+        uint256 contractedWh = uint256(deal.maxWhPerInterval) * (deal.lastInterval - deal.firstInterval + 1);
+        if ((contractedWh * deal.pricePerKWh) / 1000 > MAX_AMOUNT) revert ChannelBadTerms("deal worth 2^80 or more");
+        if (deal.collateral > MAX_AMOUNT) revert ChannelBadTerms("collateral 2^80 or more");
+        uint64 current = _currentInterval();
+        if (deal.firstInterval <= current) revert ChannelStartsTooLate(deal.firstInterval, current);
+    }
+
+    /// @dev The cell's agent signed the deal; the cell is connected, may take this side of
+    /// an energy trade (IDEA Table 2) and its connection carries `maxWh` in one interval.
+    function _checkCell(uint256 cellId, bytes32 digest, bytes calldata signature, uint64 maxWh, bool buyer)
+        private
+        view
+    {
+        ICellRegistry.Cell memory cell = registry.cellOf(cellId);
+        address signer = _recover(digest, signature);
+        if (signer != cell.agent) revert ChannelNotAgent(cellId, signer);
+        if (cell.status != CellStatus.Connected) revert ChannelCellNotConnected(cellId);
+        if (buyer ? !CellRoles.canBuyEnergy(cell.cellType) : !CellRoles.canSellEnergy(cell.cellType)) {
+            revert ChannelRoleNotAllowed(cellId);
+        }
+        uint256 limitWh = (uint256(buyer ? cell.maxImportW : cell.maxExportW) * intervalSeconds) / 3600;
+        if (maxWh > limitWh) revert ChannelOverLimit(cellId, maxWh, limitWh);
+    }
+
+    /// @dev The cell's current agent key signed: a rotated-out agent signs nothing valid.
+    function _requireAgent(uint256 cellId, address signer) private view {
+        // signer is never zero (_recover refuses that), so an unknown cell's zero agent fails.
+        if (signer != registry.agentOf(cellId)) revert ChannelNotAgent(cellId, signer);
+    }
+
+    /// @dev A 65-byte {r, s, v} or 64-byte EIP-2098 {r, vs} signature. Malleable (high-s)
+    /// signatures and ones that recover no address are refused.
+    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address signer) {
+        ECDSA.RecoverError err;
+        if (signature.length == 65) {
+            (signer, err,) = ECDSA.tryRecoverCalldata(digest, signature);
+        } else if (signature.length == 64) {
+            (signer, err,) = ECDSA.tryRecover(digest, bytes32(signature[0:32]), bytes32(signature[32:64]));
+        } else {
+            revert ChannelBadSignature(signature.length);
+        }
+        if (err != ECDSA.RecoverError.NoError) revert ChannelBadSignature(signature.length);
+    }
+
+    function _recoverCompact(bytes32 digest, bytes32 r, bytes32 vs) private pure returns (address signer) {
+        ECDSA.RecoverError err;
+        (signer, err,) = ECDSA.tryRecover(digest, r, vs);
+        if (err != ECDSA.RecoverError.NoError) revert ChannelBadSignature(64);
+    }
+
+    function _isParty(uint256 cellId, address who) private view returns (bool) {
+        return registry.cellOf(cellId).agent == who || IERC721(address(registry)).ownerOf(cellId) == who;
+    }
+
+    function _currentInterval() private view returns (uint64) {
+        return uint64(block.timestamp / intervalSeconds);
+    }
+
+    /// @dev One SLOAD. The legacy code generator reads (and writes) a packed struct one field
+    /// at a time; every voucher pays for this slot, so it is read and written whole, in the
+    /// layout {Core} describes.
+    function _loadCore(bytes32 channel) private view returns (Core memory c) {
+        Core storage ref = _cores[channel];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(ref.slot)
+        }
+        c.owed = uint80(word);
+        c.status = Status(uint8(word >> 248) & 0x7f);
+        if (c.status == Status.Closing) c.closeDeadline = uint40(word >> 80);
+        else c.funded = uint80(word >> 80);
+        c.baselineCumWh = uint64(word >> 160);
+        c.seq = uint24(word >> 224);
+        c.hasBaseline = word >> 255 != 0;
+    }
+
+    /// @dev The inverse of {_loadCore}. Amounts were checked below 2^80 and seq below 2^24.
+    function _storeCore(bytes32 channel, Core memory c) private {
+        Core storage ref = _cores[channel];
+        uint256 second = c.status == Status.Closing ? c.closeDeadline : c.funded;
+        uint256 word = uint256(c.owed) | (second << 80) | (uint256(c.baselineCumWh) << 160) | (uint256(c.seq) << 224)
+            | (uint256(uint8(c.status)) << 248) | ((c.hasBaseline ? uint256(1) : 0) << 255);
+        assembly ("memory-safe") {
+            sstore(ref.slot, word)
+        }
+    }
+
+    /// @dev EIP-712 struct hash of the deal, from calldata: every field is one 32-byte word.
+    /// A field with dirty high bits hashes to a digest nobody signed, so it opens nothing
+    /// and names no open channel.
+    function _hashDeal(Deal calldata d) private pure returns (bytes32 h) {
+        bytes32 typeHash = DEAL_TYPEHASH;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, typeHash)
+            calldatacopy(add(m, 0x20), d, 0x140)
+            h := keccak256(m, 0x160)
+        }
+    }
+
+    function _hashVoucher(Voucher calldata v) private pure returns (bytes32 h) {
+        bytes32 typeHash = VOUCHER_TYPEHASH;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, typeHash)
+            calldatacopy(add(m, 0x20), v, 0x80)
+            h := keccak256(m, 0xa0)
+        }
+    }
+}
