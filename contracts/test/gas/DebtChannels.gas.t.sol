@@ -113,4 +113,38 @@ contract DebtChannelsGasTest is ChannelFixture {
         token.transfer(seller, 200_000);
         vm.snapshotGasLastCall("DebtChannels", "erc20Transfer");
     }
+
+    /// A day's deal on a meter that served yesterday's deal too (its booking slot is warm):
+    /// open, then one cooperative close that pays the seller and refunds the rest.
+    function test_gas_dayDeal() public {
+        vm.pauseGasMetering();
+        DealKeys memory k;
+        k.seller = newCell(CellType.Prosumer);
+        k.buyer = newCell(CellType.PassiveConsumer);
+        k.deal = terms(k.buyer, k.seller);
+        k.deal.lastInterval = k.deal.firstInterval + 95;
+        k.deal.collateral = uint96((uint256(MAX_WH) * 96 * PRICE) / 1000);
+        openDeal(k);
+        bytes32 digest = channels.hashClose(k.id, 0);
+        channels.closeCooperative(
+            k.deal, 0, signDigest(k.buyer.agentKey, digest), signDigest(k.seller.agentKey, digest)
+        );
+        k.deal.firstInterval = uint64(block.timestamp / INTERVAL + 1);
+        k.deal.lastInterval = k.deal.firstInterval + 95;
+        k.deal.salt = 2;
+        (bytes memory b, bytes memory s) = signDeal(k);
+        vm.resumeGasMetering();
+        k.id = channels.open(k.deal, b, s);
+        uint256 openGas = vm.snapshotGasLastCall("DebtChannels", "dayDeal_open");
+        vm.pauseGasMetering();
+        warpToInterval(k.deal.lastInterval + 1);
+        uint96 finalAmount = 2_000_000;
+        digest = channels.hashClose(k.id, finalAmount);
+        b = signDigest(k.buyer.agentKey, digest);
+        s = signDigest(k.seller.agentKey, digest);
+        vm.resumeGasMetering();
+        channels.closeCooperative(k.deal, finalAmount, b, s);
+        uint256 closeGas = vm.snapshotGasLastCall("DebtChannels", "dayDeal_closeCooperative");
+        vm.snapshotValue("DebtChannels", "dayDeal_total", openGas + closeGas);
+    }
 }
