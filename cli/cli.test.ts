@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestClient, http, parseEther } from 'viem';
@@ -6,6 +6,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { cellRegistryAbi } from '../chain/abi/contracts.generated.js';
 import { useKit } from '../chain/test/kit.js';
+import { signMeterReading, toSignedReadingArg } from '../chain/typed-data/index.js';
 import type { Io } from './io.js';
 import { run } from './main.js';
 
@@ -253,6 +254,132 @@ describe('gridcell market', () => {
   });
 });
 
+describe('gridcell channel', () => {
+  it('two agents sign a deal, it opens, the seller redeems a voucher, closes and settles', async () => {
+    // Each cell's owner key is also its agent key: it signs the deal and the vouchers.
+    const buyerKey = await fundedKey('chan-buyer');
+    const sellerKey = await fundedKey('chan-seller');
+    await fundedKey('chan-relayer');
+    await faucet(buyerKey.address);
+    const meter = privateKeyToAccount(generatePrivateKey());
+    const seller = (
+      await ok<{ cellId: string }>(
+        `cells register --type prosumer --max-import-w 10000 --max-export-w 10000 --agent ${sellerKey.address} --meter ${meter.address} --key chan-seller`,
+      )
+    ).cellId;
+    const buyer = (
+      await ok<{ cellId: string }>(
+        `cells register --type passive-consumer --max-import-w 10000 --max-export-w 0 --agent ${buyerKey.address} --key chan-buyer`,
+      )
+    ).cellId;
+    await ok(`wallet deposit ${buyer} 100 --key chan-buyer`);
+    await ok(`wallet set-cap ${buyer} unlimited --key chan-buyer`);
+
+    const first = (await kit.chainTime()) / L + 2n;
+    const proposed = await gridcell(
+      `channel deal --buyer ${buyer} --seller ${seller} --meter ${meter.address} --price 0.20 --max-wh 2000 --first ${first} --last ${first + 3n} --collateral 1.6 --key chan-buyer`,
+    );
+    expect(proposed.code, proposed.err).toBe(0);
+    const offer = JSON.parse(proposed.out);
+    expect(offer).toMatchObject({ deal: { pricePerKWh: '200000', collateral: '1600000' } });
+    expect(offer.buyerSignature).toMatch(/^0x[0-9a-f]{128}$/);
+    expect(offer.sellerSignature).toBeUndefined();
+    const offerFile = join(dir, 'deal-offer.json');
+    writeFileSync(offerFile, proposed.out);
+    expect(await fails(`channel open ${offerFile} --key chan-relayer`, 2)).toMatch(
+      /the deal still needs the seller's signature/,
+    );
+
+    const accepted = await gridcell(`channel deal ${offerFile} --key chan-seller`);
+    expect(accepted.code, accepted.err).toBe(0);
+    const dealFile = join(dir, 'deal.json');
+    writeFileSync(dealFile, accepted.out);
+    const { channel } = JSON.parse(accepted.out) as { channel: string };
+    expect(await ok(`channel open ${dealFile} --key chan-relayer`)).toMatchObject({ channel });
+    expect(await ok(`wallet balance ${buyer}`)).toMatchObject({ available: '98400000' });
+
+    // After the first interval: the meter counted 1500 Wh out, the buyer's agent owes 0.3.
+    expect(await fails(`channel voucher ${dealFile} --seq 1 --wh 1500 --key chan-seller`)).toMatch(
+      /is not the agent of the buyer, cell \d+: only it signs vouchers/,
+    );
+    const voucher = await gridcell(`channel voucher ${dealFile} --seq 1 --wh 1500 --key chan-buyer`);
+    expect(voucher.code, voucher.err).toBe(0);
+    expect(JSON.parse(voucher.out)).toMatchObject({
+      voucher: { channel, seq: 1, cumulativeAmount: '300000' },
+      r: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+      vs: expect.stringMatching(/^0x[0-9a-f]{64}$/),
+    });
+    const voucherFile = join(dir, 'voucher.json');
+    writeFileSync(voucherFile, voucher.out);
+    const reading = await signMeterReading(meter, kit.channelsDomain, {
+      meter: meter.address,
+      cell: BigInt(seller),
+      interval: first,
+      importWh: 0n,
+      exportWh: 1500n,
+      importCumWh: 0n,
+      exportCumWh: 41_500n,
+      seq: 7n,
+    });
+    const readingsFile = join(dir, 'readings.json');
+    writeFileSync(
+      readingsFile,
+      JSON.stringify([toSignedReadingArg(reading)], (_k, v) => (typeof v === 'bigint' ? v.toString() : v)),
+    );
+    expect(
+      await ok(
+        `channel redeem ${dealFile} --voucher ${voucherFile} --readings ${readingsFile} --key chan-relayer`,
+      ),
+    ).toMatchObject({ amount: '300000', owed: '300000', paid: '300000', collateral: '1300000', seq: 1 });
+    expect(
+      await fails(
+        `channel redeem ${dealFile} --voucher ${voucherFile} --readings ${readingsFile} --key chan-relayer`,
+      ),
+    ).toMatch(/redeem reverted: ChannelStaleVoucher\(channel=0x[0-9a-f]{64}, seq=1, latestSeq=1\)/);
+    expect(await ok(`channel show ${channel}`)).toMatchObject({
+      status: 'open',
+      buyerCell: buyer,
+      sellerCell: seller,
+      paid: '300000',
+      owed: '300000',
+      seq: 1,
+      baselineCumWh: '40000',
+    });
+
+    // The seller walks away from the rest of the deal; after the window anyone settles.
+    const closing = await ok<{ closeDeadline: number }>(`channel close ${dealFile} --key chan-seller`);
+    expect(await fails(`channel settle ${dealFile} --key chan-relayer`)).toMatch(
+      new RegExp(`settle reverted: ChannelWindowOpen\\(deadline=${closing.closeDeadline}\\)`),
+    );
+    await kit.setChainTime(BigInt(closing.closeDeadline));
+    expect(await ok(`channel settle ${dealFile} --key chan-relayer`)).toMatchObject({
+      owed: '300000',
+      paid: '300000',
+      refunded: '1300000',
+      debt: '0',
+    });
+    expect(await ok(`wallet balance ${buyer}`)).toMatchObject({ available: '99700000', locked: '0' });
+    const shown = await gridcell(`channel show ${channel}`);
+    expect(shown.out).toMatch(/^channel 0x[0-9a-f]{64}: closed\n {2}cell \d+ delivers to cell \d+/);
+  });
+
+  it('error: channel arguments and documents name what is wrong', async () => {
+    expect(await fails('channel show 0x1234', 2)).toMatch(
+      /invalid argument 1 "0x1234": expected 0x and 64 hex digits/,
+    );
+    expect(await fails('channel deal --buyer 1 --key chan-buyer', 2)).toMatch(/invalid --seller/);
+    const bad = join(dir, 'bad-deal.json');
+    writeFileSync(bad, JSON.stringify({ deal: { buyerCell: '1' } }));
+    expect(await fails(`channel open ${bad} --key chan-relayer`, 2)).toMatch(
+      /open: .*bad-deal\.json: deal\.sellerCell: /,
+    );
+    expect(await fails(`channel deal ${bad} --price 1 --key chan-buyer`, 2)).toMatch(
+      /either new terms or a FILE to co-sign, not both/,
+    );
+    expect(await fails('channel', 2)).toMatch(/say what to do: deal, open, voucher/);
+  });
+});
+
 describe('gridcell deploy', () => {
   it('deploys to a chain by RPC URL and writes a manifest others can use', async () => {
     await fundedKey('deployer');
@@ -262,6 +389,12 @@ describe('gridcell deploy', () => {
     );
     expect(r.code, r.err).toBe(0);
     expect(r.out).toMatch(/deployed ClearingPool at 0x/);
+    expect(r.out).toMatch(
+      /deployed DebtChannels at 0x.*\n.*authorised the pool.*\n.*authorised the channels/,
+    );
+    const written = JSON.parse(readFileSync(target, 'utf8'));
+    expect(written.channels).toEqual({ challengeWindow: '14400', withdrawalDelay: '18000' });
+    expect(written.contracts.channels).toMatch(/^0x[0-9a-fA-F]{40}$/);
     const shown = await gridcell(`market interval 1 --manifest ${target}`);
     expect(shown.code, shown.err).toBe(0);
   });
@@ -269,6 +402,14 @@ describe('gridcell deploy', () => {
   it('error: deploy needs a token or --devnet-token, and a reachable node', async () => {
     expect(await fails(`deploy --rpc ${kit.rpcUrl} --key deployer --keystore ${keystore}`, 2)).toMatch(
       /pass --token ADDRESS, or --devnet-token/,
+    );
+    expect(
+      await fails(
+        `deploy --rpc ${kit.rpcUrl} --key deployer --devnet-token --challenge-window 600 --withdrawal-delay 600 --keystore ${keystore}`,
+        2,
+      ),
+    ).toMatch(
+      /invalid --withdrawal-delay "600": expected a withdrawal delay longer than the challenge window/,
     );
     expect(
       await fails(`deploy --rpc http://127.0.0.1:1 --key deployer --devnet-token --keystore ${keystore}`),

@@ -3,6 +3,7 @@
  */
 import { BaseError } from '../chain/errors/index.js';
 import { cellsCommand } from './commands/cells.js';
+import { channelCommand } from './commands/channel.js';
 import { deployCommand } from './commands/deploy.js';
 import { devnetCommand } from './commands/devnet.js';
 import { keysCommand } from './commands/keys.js';
@@ -20,6 +21,7 @@ export const commands: Record<string, Command> = {
   cells: { summary: 'register and manage power cells', run: cellsCommand },
   wallet: { summary: "deposit, withdraw, balances, the agent's daily cap", run: walletCommand },
   market: { summary: 'orders, cancellations, interval results, clearing', run: marketCommand },
+  channel: { summary: 'bilateral deals: debt payment channels', run: channelCommand },
 };
 
 const help = `gridcell: transactive energy after IDEA, settled on chain

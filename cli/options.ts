@@ -88,8 +88,11 @@ export const arg = {
     z
       .string()
       .regex(
-        new RegExp(`^\\d+(\\.\\d{1,${decimals}})?$`),
-        `expected an amount like 12.5 (at most ${decimals} decimals)`,
+        // `\d{1,0}` is no regular expression: a token without decimals takes whole numbers.
+        decimals > 0 ? new RegExp(`^\\d+(\\.\\d{1,${decimals}})?$`) : /^\d+$/,
+        decimals > 0
+          ? `expected an amount like 12.5 (at most ${decimals} decimals)`
+          : 'expected a whole amount',
       )
       .transform((s) => parseUnits(s, decimals)),
 };

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const contracts = ['CellRegistry', 'CellWallets', 'ClearingPool', 'DevnetToken'] as const;
+const contracts = ['CellRegistry', 'CellWallets', 'ClearingPool', 'DebtChannels', 'DevnetToken'] as const;
 
 interface Artifact {
   abi: unknown[];

@@ -22,6 +22,8 @@ export interface GridcellClients {
   walletClient: WalletClient<Transport, Chain, Account> | undefined;
   /** The EIP-712 domain of the clearing pool (orders and readings). */
   poolDomain: ReturnType<typeof gridcellDomain>;
+  /** The EIP-712 domain of the debt channels (deals, vouchers, closes and their readings). */
+  channelsDomain: ReturnType<typeof gridcellDomain>;
 }
 
 export interface CreateGridcellClientsParameters {
@@ -54,5 +56,6 @@ export function createGridcellClients(parameters: CreateGridcellClientsParameter
     publicClient,
     walletClient,
     poolDomain: gridcellDomain(manifest.chainId, manifest.contracts.pool),
+    channelsDomain: gridcellDomain(manifest.chainId, manifest.contracts.channels),
   };
 }

@@ -15,9 +15,12 @@ import {
   cellWalletsBytecode,
   clearingPoolAbi,
   clearingPoolBytecode,
+  debtChannelsAbi,
+  debtChannelsBytecode,
   devnetTokenAbi,
   devnetTokenBytecode,
 } from '../abi/contracts.generated.js';
+import { BaseError } from '../errors/index.js';
 
 export interface PoolParameters {
   intervalSeconds: bigint;
@@ -34,10 +37,28 @@ export const defaultPoolParameters: PoolParameters = {
   maxOrdersPerInterval: 1200n,
 };
 
+/** The debt channels' parameters; their interval length is the pool's. */
+export interface ChannelParameters {
+  /** How long a unilateral close stays open to newer vouchers, s. */
+  challengeWindow: bigint;
+  /** How long a collateral withdrawal waits, s; longer than the challenge window. */
+  withdrawalDelay: bigint;
+}
+
+/**
+ * A 4-hour challenge window (docs/channels.md: a rollup needs 24 h or more) and a withdrawal
+ * delay an hour longer, so a seller always has the window to answer a buyer leaving.
+ */
+export const defaultChannelParameters: ChannelParameters = {
+  challengeWindow: 14_400n,
+  withdrawalDelay: 18_000n,
+};
+
 export interface DeployCoreParameters {
   publicClient: PublicClient;
   walletClient: WalletClient<Transport, Chain, Account>;
   pool: PoolParameters;
+  channels: ChannelParameters;
   /** The settlement token; a DevnetToken is deployed when absent. */
   token?: Address;
   /** Called after each step, for progress output. */
@@ -49,15 +70,24 @@ export interface CoreDeployment {
   registry: Address;
   wallets: Address;
   pool: Address;
+  channels: Address;
   deploymentBlock: bigint;
 }
 
 /**
- * Deploys the TE core: token (devnets), cell registry, wallets, clearing pool, and
- * authorises the pool as a market of the wallets.
+ * Deploys the TE core: token (devnets), cell registry, wallets, clearing pool, debt channels,
+ * and authorises the pool and the channels as markets of the wallets. The deployer stays the
+ * wallets' admin (docs/contracts.md says when to renounce it).
  */
 export async function deployCore(parameters: DeployCoreParameters): Promise<CoreDeployment> {
-  const { publicClient, walletClient, pool } = parameters;
+  const { publicClient, walletClient, pool, channels } = parameters;
+  // The channels' constructor refuses anything else; say so before anything is paid for.
+  const { challengeWindow, withdrawalDelay } = channels;
+  if (!(challengeWindow > 0n && withdrawalDelay > challengeWindow && withdrawalDelay < 2n ** 32n - 1n)) {
+    throw new BaseError('invalid channel parameters', {
+      details: `expected 0 < challengeWindow < withdrawalDelay < 2^32 - 1, received challengeWindow=${challengeWindow}, withdrawalDelay=${withdrawalDelay}`,
+    });
+  }
   const step = parameters.onStep ?? (() => {});
   const admin = walletClient.account.address;
 
@@ -106,19 +136,40 @@ export async function deployCore(parameters: DeployCoreParameters): Promise<Core
     }),
     'ClearingPool',
   );
-  const hash = await walletClient.writeContract({
-    address: wallets.address,
-    abi: cellWalletsAbi,
-    functionName: 'addMarket',
-    args: [clearingPool.address],
-  });
-  await publicClient.waitForTransactionReceipt({ hash });
-  step('authorised the pool as a market of the wallets');
+  const debtChannels = await deployed(
+    await walletClient.deployContract({
+      abi: debtChannelsAbi,
+      bytecode: debtChannelsBytecode,
+      args: [
+        registry.address,
+        wallets.address,
+        pool.intervalSeconds,
+        channels.challengeWindow,
+        channels.withdrawalDelay,
+      ],
+    }),
+    'DebtChannels',
+  );
+  for (const [market, what] of [
+    [clearingPool.address, 'the pool'],
+    [debtChannels.address, 'the channels'],
+  ] as const) {
+    const hash = await walletClient.writeContract({
+      address: wallets.address,
+      abi: cellWalletsAbi,
+      functionName: 'addMarket',
+      args: [market],
+    });
+    const receipt = await publicClient.waitForTransactionReceipt({ hash });
+    if (receipt.status !== 'success') throw new Error(`authorising ${what} in the wallets failed`);
+    step(`authorised ${what} as a market of the wallets`);
+  }
   return {
     token,
     registry: registry.address,
     wallets: wallets.address,
     pool: clearingPool.address,
+    channels: debtChannels.address,
     deploymentBlock: firstBlock ?? registry.block,
   };
 }

@@ -1,17 +1,24 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createWalletClient, http } from 'viem';
 import { describe, expect, it } from 'vitest';
-import { abiHash, cellWalletsAbi, clearingPoolAbi, devnetTokenAbi } from '../abi/contracts.generated.js';
+import {
+  abiHash,
+  cellWalletsAbi,
+  clearingPoolAbi,
+  debtChannelsAbi,
+  devnetTokenAbi,
+} from '../abi/contracts.generated.js';
 import { readManifest } from '../manifest/index.js';
 import { useKit } from '../test/kit.js';
-import { devnetAccount, startAnvil } from './index.js';
+import { defaultPoolParameters, deployCore, devnetAccount, startAnvil } from './index.js';
 
 const kit = useKit();
 
 describe('gridcell devnet', () => {
-  it('the manifest names deployed contracts with the pool parameters and the ABI hash', async () => {
-    const { contracts, pool } = kit.manifest;
+  it('the manifest names deployed contracts with the pool and channel parameters and the ABI hash', async () => {
+    const { contracts, pool, channels } = kit.manifest;
     for (const address of Object.values(contracts)) {
       expect(await kit.publicClient.getCode({ address }), address).toMatch(/^0x[0-9a-f]{100,}$/);
     }
@@ -23,14 +30,26 @@ describe('gridcell devnet', () => {
     expect(await read('gateClosureLead')).toBe(pool.gateClosureLead);
     expect(await read('settlementWindow')).toBe(pool.settlementWindow);
     expect(await read('maxOrdersPerInterval')).toBe(pool.maxOrdersPerInterval);
-    expect(
-      await kit.publicClient.readContract({
-        address: contracts.wallets,
-        abi: cellWalletsAbi,
-        functionName: 'isMarket',
-        args: [contracts.pool],
-      }),
-    ).toBe(true);
+    const readChannels = (
+      functionName: 'intervalSeconds' | 'challengeWindow' | 'withdrawalDelay' | 'registry' | 'wallets',
+    ) => kit.publicClient.readContract({ address: contracts.channels, abi: debtChannelsAbi, functionName });
+    expect(channels).toEqual({ challengeWindow: 14_400n, withdrawalDelay: 18_000n });
+    expect(await readChannels('challengeWindow')).toBe(channels.challengeWindow);
+    expect(await readChannels('withdrawalDelay')).toBe(channels.withdrawalDelay);
+    expect(await readChannels('intervalSeconds')).toBe(pool.intervalSeconds);
+    expect(await readChannels('registry')).toBe(contracts.registry);
+    expect(await readChannels('wallets')).toBe(contracts.wallets);
+    for (const market of [contracts.pool, contracts.channels]) {
+      expect(
+        await kit.publicClient.readContract({
+          address: contracts.wallets,
+          abi: cellWalletsAbi,
+          functionName: 'isMarket',
+          args: [market],
+        }),
+        market,
+      ).toBe(true);
+    }
   });
 
   it('the development accounts hold devnet tokens', async () => {
@@ -41,6 +60,26 @@ describe('gridcell devnet', () => {
       args: [devnetAccount(9).address],
     });
     expect(balance).toBeGreaterThanOrEqual(100_000_000_000n);
+  });
+
+  it('error: channel parameters the contract would refuse fail before anything is deployed', async () => {
+    const walletClient = createWalletClient({
+      chain: kit.chain,
+      transport: http(kit.rpcUrl),
+      account: devnetAccount(8),
+    });
+    const nonce = await kit.publicClient.getTransactionCount({ address: devnetAccount(8).address });
+    await expect(
+      deployCore({
+        publicClient: kit.publicClient,
+        walletClient,
+        pool: defaultPoolParameters,
+        channels: { challengeWindow: 3600n, withdrawalDelay: 3600n },
+      }),
+    ).rejects.toThrow(
+      /expected 0 < challengeWindow < withdrawalDelay < 2\^32 - 1, received challengeWindow=3600, withdrawalDelay=3600/,
+    );
+    expect(await kit.publicClient.getTransactionCount({ address: devnetAccount(8).address })).toBe(nonce);
   });
 
   it('error: a second anvil on a port in use says the port is in use', async () => {

@@ -4,14 +4,33 @@
  */
 
 import { existsSync } from 'node:fs';
-import { type Account, createPublicClient, createWalletClient, defineChain, http } from 'viem';
+import {
+  type Account,
+  createPublicClient,
+  createWalletClient,
+  defineChain,
+  http,
+  type PublicClient,
+} from 'viem';
 import { mnemonicToAccount } from 'viem/accounts';
 import { abiHash, devnetTokenAbi } from '../abi/contracts.generated.js';
 import { type Manifest, readManifest, writeManifest } from '../manifest/index.js';
-import { type CoreDeployment, deployCore, type PoolParameters } from './deployCore.js';
+import {
+  type ChannelParameters,
+  type CoreDeployment,
+  deployCore,
+  type PoolParameters,
+} from './deployCore.js';
 import { type Anvil, startAnvil } from './startAnvil.js';
 
-export { type CoreDeployment, defaultPoolParameters, deployCore, type PoolParameters } from './deployCore.js';
+export {
+  type ChannelParameters,
+  type CoreDeployment,
+  defaultChannelParameters,
+  defaultPoolParameters,
+  deployCore,
+  type PoolParameters,
+} from './deployCore.js';
 export { type Anvil, AnvilStartError, anvilBinaryPath, startAnvil } from './startAnvil.js';
 
 /** anvil's well-known development mnemonic: its keys are public, use them on devnets only. */
@@ -27,6 +46,7 @@ export interface StartDevnetParameters {
   chainId?: number;
   stateFile?: string;
   pool: PoolParameters;
+  channels: ChannelParameters;
   manifestPath: string;
   /** How many development accounts get devnet tokens (100,000 dEUR each). */
   fundedAccounts?: number;
@@ -48,6 +68,14 @@ function reuseable(path: string, chainId: number): Manifest | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Whether every contract the manifest names has code on the chain. */
+async function deployedAt(publicClient: PublicClient, manifest: Manifest): Promise<boolean> {
+  const codes = await Promise.all(
+    Object.values(manifest.contracts).map((address) => publicClient.getCode({ address })),
+  );
+  return codes.every((code) => code !== undefined && code !== '0x');
 }
 
 /** Starts anvil, deploys the TE core, funds test accounts and writes the manifest. */
@@ -75,7 +103,7 @@ export async function startDevnet(parameters: StartDevnetParameters): Promise<De
     // so the cells and balances made before the restart are still there.
     if (parameters.stateFile && existsSync(parameters.manifestPath)) {
       const previous = reuseable(parameters.manifestPath, anvil.chainId);
-      if (previous && (await publicClient.getCode({ address: previous.contracts.pool }))) {
+      if (previous && (await deployedAt(publicClient, previous))) {
         step(
           `reloaded the chain from ${parameters.stateFile}; the deployment in ${parameters.manifestPath} is live`,
         );
@@ -92,7 +120,13 @@ export async function startDevnet(parameters: StartDevnetParameters): Promise<De
         };
       }
     }
-    const deployment = await deployCore({ publicClient, walletClient, pool: parameters.pool, onStep: step });
+    const deployment = await deployCore({
+      publicClient,
+      walletClient,
+      pool: parameters.pool,
+      channels: parameters.channels,
+      onStep: step,
+    });
 
     const funded = parameters.fundedAccounts ?? 10;
     for (let i = 0; i < funded; i++) {
@@ -113,11 +147,13 @@ export async function startDevnet(parameters: StartDevnetParameters): Promise<De
       deploymentBlock: deployment.deploymentBlock,
       abiHash,
       pool: parameters.pool,
+      channels: parameters.channels,
       contracts: {
         token: deployment.token,
         registry: deployment.registry,
         wallets: deployment.wallets,
         pool: deployment.pool,
+        channels: deployment.channels,
       },
     };
     const manifestPath = writeManifest(parameters.manifestPath, manifest);

@@ -15,6 +15,7 @@ import {
   cellRegistryAbi,
   cellWalletsAbi,
   clearingPoolAbi,
+  debtChannelsAbi,
   devnetTokenAbi,
 } from '../abi/contracts.generated.js';
 
@@ -61,7 +62,13 @@ export class ContractRevertError extends BaseError {
 /** Every error any gridcell contract can raise, including those bubbling from another. */
 export const allErrorsAbi: readonly AbiError[] = (() => {
   const seen = new Map<string, AbiError>();
-  for (const abi of [clearingPoolAbi, cellWalletsAbi, cellRegistryAbi, devnetTokenAbi] as readonly Abi[]) {
+  for (const abi of [
+    clearingPoolAbi,
+    debtChannelsAbi,
+    cellWalletsAbi,
+    cellRegistryAbi,
+    devnetTokenAbi,
+  ] as readonly Abi[]) {
     for (const item of abi) {
       if (item.type !== 'error') continue;
       const key = `${item.name}(${item.inputs.map((i) => i.type).join(',')})`;

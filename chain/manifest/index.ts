@@ -32,7 +32,18 @@ export const manifestSchema = z.object({
     settlementWindow: uint,
     maxOrdersPerInterval: uint,
   }),
-  contracts: z.object({ token: address, registry: address, wallets: address, pool: address }),
+  /** The debt channels' parameters (their interval length is the pool's). */
+  channels: z.object({
+    challengeWindow: uint,
+    withdrawalDelay: uint,
+  }),
+  contracts: z.object({
+    token: address,
+    registry: address,
+    wallets: address,
+    pool: address,
+    channels: address,
+  }),
 });
 export type Manifest = z.output<typeof manifestSchema>;
 

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
-import { defaultPoolParameters, startDevnet } from '../devnet/index.js';
+import { defaultChannelParameters, defaultPoolParameters, startDevnet } from '../devnet/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -24,6 +24,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const devnet = await startDevnet({
     port: TEST_ANVIL_PORT,
     pool: defaultPoolParameters,
+    channels: defaultChannelParameters,
     manifestPath: join(dir, 'deployment.json'),
   });
   project.provide('manifestPath', devnet.manifestPath);

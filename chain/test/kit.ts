@@ -2,7 +2,18 @@
  * Helpers for vitest files that run against the shared anvil of the global setup: fresh
  * funded accounts, cells with their own agent and meter keys, and the chain clock.
  */
-import { type Address, createTestClient, http, type LocalAccount, parseEther } from 'viem';
+import {
+  type Abi,
+  type Address,
+  type ContractFunctionArgs,
+  type ContractFunctionName,
+  createTestClient,
+  http,
+  type LocalAccount,
+  parseEther,
+  parseEventLogs,
+  type TransactionReceipt,
+} from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { inject } from 'vitest';
 import { cellRegistryAbi, cellWalletsAbi, devnetTokenAbi } from '../abi/contracts.generated.js';
@@ -21,6 +32,16 @@ export interface Kit extends GridcellClients {
   newCell(cellType: CellType, funds?: bigint): Promise<TestCell>;
   /** Mints devnet tokens to `to` (base units), paid for by a fresh account. */
   faucet(to: Address, amount: bigint): Promise<void>;
+  /** Sends a contract call from `account` and waits for it; throws if it reverted. */
+  write<const abi extends Abi, name extends ContractFunctionName<abi, 'nonpayable' | 'payable'>>(
+    account: LocalAccount,
+    request: {
+      address: Address;
+      abi: abi;
+      functionName: name;
+      args: ContractFunctionArgs<abi, 'nonpayable' | 'payable', name>;
+    },
+  ): Promise<TransactionReceipt>;
   /** Mines a block at `timestamp` (Unix seconds); later blocks follow from there. */
   setChainTime(timestamp: bigint): Promise<void>;
   chainTime(): Promise<bigint>;
@@ -49,8 +70,8 @@ export function useKit(): Kit {
 
   async function write(
     account: LocalAccount,
-    request: { address: Address; abi: readonly unknown[]; functionName: string; args: readonly unknown[] },
-  ) {
+    request: { address: Address; abi: Abi; functionName: string; args: readonly unknown[] },
+  ): Promise<TransactionReceipt> {
     const { walletClient } = createGridcellClients({ manifest, account, pollingIntervalMs: 20 });
     if (!walletClient) throw new Error('no wallet client');
     // biome-ignore lint/suspicious/noExplicitAny: a generic helper over every generated ABI
@@ -65,18 +86,20 @@ export function useKit(): Kit {
     const agent = privateKeyToAccount(generatePrivateKey());
     const meter = privateKeyToAccount(generatePrivateKey());
     const { contracts } = manifest;
-    const id = await publicClient.readContract({
-      address: contracts.registry,
-      abi: cellRegistryAbi,
-      functionName: 'cellCount',
-    });
-    await write(owner, {
+    // The id from the receipt, not from cellCount: cells made in parallel get their own.
+    const connected = await write(owner, {
       address: contracts.registry,
       abi: cellRegistryAbi,
       functionName: 'connect',
       args: [owner.address, cellType, 0n, 100_000, 100_000, agent.address, [meter.address]],
     });
-    const cellId = id + 1n;
+    const [event] = parseEventLogs({
+      abi: cellRegistryAbi,
+      eventName: 'CellConnected',
+      logs: connected.logs,
+    });
+    if (!event) throw new Error('connect emitted no CellConnected');
+    const cellId = event.args.cellId;
     if (funds > 0n) {
       await write(owner, {
         address: contracts.token,
@@ -132,6 +155,7 @@ export function useKit(): Kit {
     freshAccount,
     newCell,
     faucet,
+    write: write as Kit['write'],
     setChainTime,
     chainTime,
   };

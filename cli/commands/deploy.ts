@@ -4,6 +4,13 @@ import { abiHash } from '../../chain/abi/contracts.generated.js';
 import { deployCore } from '../../chain/devnet/index.js';
 import { DEFAULT_KEYSTORE_DIR } from '../../chain/keystore/index.js';
 import { DEFAULT_MANIFEST_PATH, type Manifest, writeManifest } from '../../chain/manifest/index.js';
+import {
+  channelOptions,
+  channelOptionsHelp,
+  channelOptionsShape,
+  channelParameters,
+  withdrawalDelayRule,
+} from '../channelOptions.js';
 import { explainNetworkError, unlockKey } from '../context.js';
 import { type Io, json } from '../io.js';
 import { arg, parseCommandLine, parseOptions } from '../options.js';
@@ -17,8 +24,9 @@ import {
 
 export const deployHelp = `gridcell deploy: deploy gridcell to any EVM chain
 
-Deploys the cell registry, the wallets and the clearing pool with the key --key from the
-keystore, authorises the pool in the wallets, and writes the deployment manifest.
+Deploys the cell registry, the wallets, the clearing pool and the debt channels with the key
+--key from the keystore, authorises the pool and the channels in the wallets, and writes the
+deployment manifest.
 
 Options:
   --rpc URL                the chain's JSON-RPC endpoint (required)
@@ -26,13 +34,14 @@ Options:
   --token ADDRESS          the settlement token (a plain ERC-20 with ERC-2612 permit)
   --devnet-token           deploy the devnet token (dEUR, open faucet) instead: test chains only
 ${poolOptionsHelp}
+${channelOptionsHelp}
   --keystore DIR           key files (default ${DEFAULT_KEYSTORE_DIR})
   --manifest FILE          where to write the manifest (default ${DEFAULT_MANIFEST_PATH})
   --json                   print the manifest as JSON
   -h, --help               show this help
 
-The deployer remains the wallets' admin, who may authorise more markets (the channels);
-renounce it once the deployment is complete (docs/contracts.md).
+The deployer remains the wallets' admin, who may authorise more markets; renounce it once
+the deployment is complete (docs/contracts.md).
 `;
 
 const schema = z
@@ -42,6 +51,7 @@ const schema = z
     token: arg.address.optional(),
     'devnet-token': z.boolean().default(false),
     ...poolOptionsShape,
+    ...channelOptionsShape,
     keystore: z.string().default(DEFAULT_KEYSTORE_DIR),
     manifest: z.string().default(DEFAULT_MANIFEST_PATH),
     json: z.boolean().default(false),
@@ -54,7 +64,8 @@ const schema = z
     message: 'pass --token or --devnet-token, not both',
     path: ['devnet-token'],
   })
-  .refine(...gateLeadRule);
+  .refine(...gateLeadRule)
+  .refine(...withdrawalDelayRule);
 
 /** `gridcell deploy` */
 export async function deployCommand(argv: string[], io: Io): Promise<void> {
@@ -66,6 +77,7 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
       token: { type: 'string' },
       'devnet-token': { type: 'boolean' },
       ...poolOptions,
+      ...channelOptions,
       keystore: { type: 'string' },
       manifest: { type: 'string' },
       json: { type: 'boolean' },
@@ -97,12 +109,14 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
   const walletClient = createWalletClient({ chain, transport: http(o.rpc), account });
   log(`deploying to chain ${chainId} at ${o.rpc} from ${account.address}`);
   const pool = poolParameters(o);
+  const channels = channelParameters(o);
   let deployment: Awaited<ReturnType<typeof deployCore>>;
   try {
     deployment = await deployCore({
       publicClient,
       walletClient,
       pool,
+      channels,
       ...(o.token ? { token: o.token } : {}),
       onStep: log,
     });
@@ -116,11 +130,13 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
     deploymentBlock: deployment.deploymentBlock,
     abiHash,
     pool,
+    channels,
     contracts: {
       token: deployment.token,
       registry: deployment.registry,
       wallets: deployment.wallets,
       pool: deployment.pool,
+      channels: deployment.channels,
     },
   };
   const path = writeManifest(o.manifest, manifest);

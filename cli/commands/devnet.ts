@@ -4,6 +4,13 @@ import { createGridcellClients } from '../../chain/client/index.js';
 import { startDevnetClock } from '../../chain/clock/index.js';
 import { startDevnet } from '../../chain/devnet/index.js';
 import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
+import {
+  channelOptions,
+  channelOptionsHelp,
+  channelOptionsShape,
+  channelParameters,
+  withdrawalDelayRule,
+} from '../channelOptions.js';
 import { type Io, json } from '../io.js';
 import { onShutdown, parseCommandLine, parseOptions } from '../options.js';
 import {
@@ -16,14 +23,15 @@ import {
 
 export const devnetHelp = `gridcell devnet: start a local chain with gridcell deployed
 
-Starts anvil (from the npm package), deploys the token, cell registry, wallets and clearing
-pool, funds anvil's ten development accounts with 100,000 dEUR each, writes the deployment
-manifest, and runs until Ctrl-C.
+Starts anvil (from the npm package), deploys the token, cell registry, wallets, clearing
+pool and debt channels, funds anvil's ten development accounts with 100,000 dEUR each,
+writes the deployment manifest, and runs until Ctrl-C.
 
 Options:
   --port N                 RPC port (default 8545)
   --chain-id N             chain id (default 31337)
 ${poolOptionsHelp}
+${channelOptionsHelp}
   --speed X                run the chain clock X times faster than the wall clock, by
                            mining a block with an accelerated timestamp every 0.5 s
                            (60: a 15-minute interval passes in 15 s; default 1 = real time)
@@ -38,12 +46,14 @@ const schema = z
     port: z.coerce.number().int().min(1).max(65535).default(8545),
     'chain-id': z.coerce.number().int().positive().default(31337),
     ...poolOptionsShape,
+    ...channelOptionsShape,
     speed: z.coerce.number().positive().max(100_000).default(1),
     state: z.string().min(1).optional(),
     manifest: z.string().min(1).default(DEFAULT_MANIFEST_PATH),
     json: z.boolean().default(false),
   })
-  .refine(...gateLeadRule);
+  .refine(...gateLeadRule)
+  .refine(...withdrawalDelayRule);
 
 /** `gridcell devnet`: runs until SIGINT or SIGTERM. */
 export async function devnetCommand(argv: string[], io: Io): Promise<void> {
@@ -53,6 +63,7 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
       port: { type: 'string' },
       'chain-id': { type: 'string' },
       ...poolOptions,
+      ...channelOptions,
       speed: { type: 'string' },
       state: { type: 'string' },
       manifest: { type: 'string' },
@@ -73,6 +84,7 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
     ...(options.state !== undefined ? { stateFile: options.state } : {}),
     manifestPath: options.manifest,
     pool: poolParameters(options),
+    channels: channelParameters(options),
     onStep: log,
   });
   // The one shutdown path, installed before anything starts: a signal during deployment
@@ -109,7 +121,9 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
         `  registry      ${c.registry}`,
         `  wallets       ${c.wallets}`,
         `  pool          ${c.pool}`,
+        `  channels      ${c.channels}`,
         `  interval      ${devnet.manifest.pool.intervalSeconds} s, gate closes ${devnet.manifest.pool.gateClosureLead} s before delivery`,
+        `  channel close ${devnet.manifest.channels.challengeWindow} s challenge window, collateral withdrawals wait ${devnet.manifest.channels.withdrawalDelay} s`,
         `  manifest      ${devnet.manifestPath}`,
         `  clock         ${options.speed === 1 ? 'real time (blocks on demand)' : `${options.speed}x real time`}`,
         '',
