@@ -477,7 +477,12 @@ contract DebtChannels is IDebtChannels, EIP712 {
         uint96 debt = c.owed - covered;
         c.status = Status.Closed;
         _storeCore(channel, c);
-        if (_booked[deal.sellerMeter] == deal.lastInterval && end < deal.lastInterval) _booked[deal.sellerMeter] = end;
+        // Free the meter after `end`, but never below this deal's own start: an earlier deal on
+        // the meter (which ends before this one began) may still be open and count its intervals.
+        uint64 keep = end >= deal.firstInterval ? end : deal.firstInterval - 1;
+        if (_booked[deal.sellerMeter] == deal.lastInterval && keep < deal.lastInterval) {
+            _booked[deal.sellerMeter] = keep;
+        }
         if (pay > 0) wallets.payFromMarket(deal.sellerCell, pay);
         if (refund > 0) wallets.payFromMarket(deal.buyerCell, refund);
         uint256 debtId = debt > 0 ? wallets.recordDebt(deal.buyerCell, deal.sellerCell, debt) : 0;

@@ -466,6 +466,24 @@ contract DebtChannelsTest is ChannelFixture {
         assertEq(available(k.buyer.id), FUNDS - 200_000, "the buyer paid for 1 kWh");
     }
 
+    function test_closeCooperative_keepsAnEarlierDealsBookingOnTheMeter() public {
+        // Deal a runs intervals 1-4 from now, deal b on the same meter 5-8. Closing b before
+        // it starts must not free a's intervals for a third deal.
+        DealKeys memory a = openStandard();
+        DealKeys memory b;
+        b.seller = a.seller;
+        b.buyer = newCell(CellType.PassiveConsumer);
+        b.deal = terms(b.buyer, b.seller);
+        b.deal.firstInterval = a.deal.lastInterval + 1;
+        b.deal.lastInterval = a.deal.lastInterval + 4;
+        openDeal(b);
+        bytes32 digest = channels.hashClose(b.id, 0);
+        channels.closeCooperative(
+            b.deal, 0, signDigest(b.buyer.agentKey, digest), signDigest(b.seller.agentKey, digest)
+        );
+        assertEq(channels.bookedThrough(a.seller.meter), a.deal.lastInterval, "a's intervals stay booked");
+    }
+
     // ---- replay and signatures ----
 
     function test_redeem_revertsWithOtherChannelWhenVoucherFromAnotherChannel() public {
