@@ -87,7 +87,8 @@ interface IDebtChannels {
         uint64 baselineCumWh;
         /// When a unilateral close settles (0 = no close started).
         uint40 closeDeadline;
-        /// The last interval the deal covers (the deal's own, or earlier after a close).
+        /// While closing: the interval the close started in (0 otherwise). The deal covers
+        /// intervals up to the lower of this and its own last interval, as `ChannelClosing` says.
         uint64 endInterval;
         /// A pending withdrawal of collateral, and from when it may be carried out.
         uint96 withdrawalAmount;
