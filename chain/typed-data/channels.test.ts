@@ -1,9 +1,10 @@
-import { domainSeparator, type Hex, keccak256, parseEventLogs, toHex } from 'viem';
+import { domainSeparator, type Hex, parseEventLogs, toHex } from 'viem';
 import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { cellWalletsAbi, clearingPoolAbi, debtChannelsAbi } from '../abi/contracts.generated.js';
 import { ContractRevertError, decodeContractError } from '../errors/index.js';
 import { type TestCell, useKit } from '../test/kit.js';
+import { dealFor, field, readingFor, typeHash, voucherFor } from '../test/typedSamples.js';
 import { CellType } from '../units/index.js';
 import {
   type CloseChannel,
@@ -35,56 +36,6 @@ const kit = useKit();
 const channels = { address: kit.manifest.contracts.channels, abi: debtChannelsAbi } as const;
 const wallets = { address: kit.manifest.contracts.wallets, abi: cellWalletsAbi } as const;
 const L = kit.manifest.pool.intervalSeconds;
-
-/** Deterministic pseudo-random values over each field's full range. */
-function field(seed: number, bits: number): bigint {
-  const h = BigInt(keccak256(toHex(`channels:${seed}:${bits}`)));
-  return h & ((1n << BigInt(bits)) - 1n);
-}
-
-function addressFor(seed: number) {
-  return privateKeyToAccount(toHex(field(seed, 255) + 1n, { size: 32 })).address;
-}
-
-function dealFor(seed: number): Deal {
-  return {
-    buyerCell: field(seed, 256),
-    sellerCell: field(seed + 1, 256),
-    sellerMeter: addressFor(seed + 2),
-    pricePerKWh: field(seed + 3, 96),
-    maxWhPerInterval: field(seed + 4, 64),
-    firstInterval: field(seed + 5, 64),
-    lastInterval: field(seed + 6, 64),
-    collateral: field(seed + 7, 96),
-    expiry: field(seed + 8, 64),
-    salt: field(seed + 9, 64),
-  };
-}
-
-function voucherFor(seed: number): Voucher {
-  return {
-    channel: toHex(field(seed, 256), { size: 32 }),
-    seq: Number(field(seed + 1, 32)),
-    cumulativeWh: field(seed + 2, 64),
-    cumulativeAmount: field(seed + 3, 96),
-  };
-}
-
-function readingFor(seed: number): MeterReading {
-  return {
-    meter: addressFor(seed),
-    cell: field(seed + 1, 256),
-    interval: field(seed + 2, 64),
-    importWh: field(seed + 3, 64),
-    exportWh: field(seed + 4, 64),
-    importCumWh: field(seed + 5, 64),
-    exportCumWh: field(seed + 6, 64),
-    seq: field(seed + 7, 64),
-  };
-}
-
-const typeHash = (name: string, fields: readonly { name: string; type: string }[]) =>
-  keccak256(toHex(`${name}(${fields.map((f) => `${f.type} ${f.name}`).join(',')})`));
 
 describe('EIP-712 typed data of the debt channels', () => {
   it('the domain separator and the type strings are the ones the channels contract hashes', async () => {

@@ -4,23 +4,16 @@ import { abiHash } from '../../chain/abi/contracts.generated.js';
 import { deployCore } from '../../chain/devnet/index.js';
 import { DEFAULT_KEYSTORE_DIR } from '../../chain/keystore/index.js';
 import { DEFAULT_MANIFEST_PATH, type Manifest, writeManifest } from '../../chain/manifest/index.js';
-import {
-  channelOptions,
-  channelOptionsHelp,
-  channelOptionsShape,
-  channelParameters,
-  withdrawalDelayRule,
-} from '../channelOptions.js';
 import { explainNetworkError, unlockKey } from '../context.js';
+import {
+  checkDeploymentOptions,
+  deploymentOptions,
+  deploymentOptionsHelp,
+  deploymentOptionsShape,
+  deploymentParameters,
+} from '../deploymentOptions.js';
 import { type Io, json } from '../io.js';
 import { arg, parseCommandLine, parseOptions } from '../options.js';
-import {
-  gateLeadRule,
-  poolOptions,
-  poolOptionsHelp,
-  poolOptionsShape,
-  poolParameters,
-} from '../poolOptions.js';
 
 export const deployHelp = `gridcell deploy: deploy gridcell to any EVM chain
 
@@ -33,8 +26,7 @@ Options:
   --key NAME               deployer key (password from GRIDCELL_PASSWORD or a prompt)
   --token ADDRESS          the settlement token (a plain ERC-20 with ERC-2612 permit)
   --devnet-token           deploy the devnet token (dEUR, open faucet) instead: test chains only
-${poolOptionsHelp}
-${channelOptionsHelp}
+${deploymentOptionsHelp}
   --keystore DIR           key files (default ${DEFAULT_KEYSTORE_DIR})
   --manifest FILE          where to write the manifest (default ${DEFAULT_MANIFEST_PATH})
   --json                   print the manifest as JSON
@@ -50,8 +42,7 @@ const schema = z
     key: z.string().min(1, 'expected a key name'),
     token: arg.address.optional(),
     'devnet-token': z.boolean().default(false),
-    ...poolOptionsShape,
-    ...channelOptionsShape,
+    ...deploymentOptionsShape,
     keystore: z.string().default(DEFAULT_KEYSTORE_DIR),
     manifest: z.string().default(DEFAULT_MANIFEST_PATH),
     json: z.boolean().default(false),
@@ -64,8 +55,7 @@ const schema = z
     message: 'pass --token or --devnet-token, not both',
     path: ['devnet-token'],
   })
-  .refine(...gateLeadRule)
-  .refine(...withdrawalDelayRule);
+  .superRefine(checkDeploymentOptions);
 
 /** `gridcell deploy` */
 export async function deployCommand(argv: string[], io: Io): Promise<void> {
@@ -76,8 +66,7 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
       key: { type: 'string' },
       token: { type: 'string' },
       'devnet-token': { type: 'boolean' },
-      ...poolOptions,
-      ...channelOptions,
+      ...deploymentOptions,
       keystore: { type: 'string' },
       manifest: { type: 'string' },
       json: { type: 'boolean' },
@@ -108,8 +97,7 @@ export async function deployCommand(argv: string[], io: Io): Promise<void> {
   const publicClient = createPublicClient({ chain, transport: http(o.rpc), pollingInterval: 200 });
   const walletClient = createWalletClient({ chain, transport: http(o.rpc), account });
   log(`deploying to chain ${chainId} at ${o.rpc} from ${account.address}`);
-  const pool = poolParameters(o);
-  const channels = channelParameters(o);
+  const { pool, channels } = deploymentParameters(o);
   let deployment: Awaited<ReturnType<typeof deployCore>>;
   try {
     deployment = await deployCore({

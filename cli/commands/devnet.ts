@@ -5,21 +5,14 @@ import { startDevnetClock } from '../../chain/clock/index.js';
 import { startDevnet } from '../../chain/devnet/index.js';
 import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
 import {
-  channelOptions,
-  channelOptionsHelp,
-  channelOptionsShape,
-  channelParameters,
-  withdrawalDelayRule,
-} from '../channelOptions.js';
+  checkDeploymentOptions,
+  deploymentOptions,
+  deploymentOptionsHelp,
+  deploymentOptionsShape,
+  deploymentParameters,
+} from '../deploymentOptions.js';
 import { type Io, json } from '../io.js';
 import { onShutdown, parseCommandLine, parseOptions } from '../options.js';
-import {
-  gateLeadRule,
-  poolOptions,
-  poolOptionsHelp,
-  poolOptionsShape,
-  poolParameters,
-} from '../poolOptions.js';
 
 export const devnetHelp = `gridcell devnet: start a local chain with gridcell deployed
 
@@ -30,8 +23,7 @@ writes the deployment manifest, and runs until Ctrl-C.
 Options:
   --port N                 RPC port (default 8545)
   --chain-id N             chain id (default 31337)
-${poolOptionsHelp}
-${channelOptionsHelp}
+${deploymentOptionsHelp}
   --speed X                run the chain clock X times faster than the wall clock, by
                            mining a block with an accelerated timestamp every 0.5 s
                            (60: a 15-minute interval passes in 15 s; default 1 = real time)
@@ -45,15 +37,13 @@ const schema = z
   .object({
     port: z.coerce.number().int().min(1).max(65535).default(8545),
     'chain-id': z.coerce.number().int().positive().default(31337),
-    ...poolOptionsShape,
-    ...channelOptionsShape,
+    ...deploymentOptionsShape,
     speed: z.coerce.number().positive().max(100_000).default(1),
     state: z.string().min(1).optional(),
     manifest: z.string().min(1).default(DEFAULT_MANIFEST_PATH),
     json: z.boolean().default(false),
   })
-  .refine(...gateLeadRule)
-  .refine(...withdrawalDelayRule);
+  .superRefine(checkDeploymentOptions);
 
 /** `gridcell devnet`: runs until SIGINT or SIGTERM. */
 export async function devnetCommand(argv: string[], io: Io): Promise<void> {
@@ -62,8 +52,7 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
     {
       port: { type: 'string' },
       'chain-id': { type: 'string' },
-      ...poolOptions,
-      ...channelOptions,
+      ...deploymentOptions,
       speed: { type: 'string' },
       state: { type: 'string' },
       manifest: { type: 'string' },
@@ -83,8 +72,7 @@ export async function devnetCommand(argv: string[], io: Io): Promise<void> {
     chainId: options['chain-id'],
     ...(options.state !== undefined ? { stateFile: options.state } : {}),
     manifestPath: options.manifest,
-    pool: poolParameters(options),
-    channels: channelParameters(options),
+    ...deploymentParameters(options),
     onStep: log,
   });
   // The one shutdown path, installed before anything starts: a signal during deployment

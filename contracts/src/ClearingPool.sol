@@ -444,7 +444,8 @@ contract ClearingPool is IClearingPool, EIP712 {
     /// @dev EIP-712 struct hash of an order, computed at the free memory pointer without
     /// moving it: clearing hashes up to `maxOrdersPerInterval` orders in one call, and
     /// `abi.encode` would grow memory (whose cost is quadratic) by 256 bytes each time. Every
-    /// field is 32 bytes in calldata and was range-checked by the ABI decoder.
+    /// field is one 32-byte word in calldata; one with dirty high bits hashes to a digest no
+    /// agent signed and a hash chain the pool never kept, so it is refused either way.
     function _hashOrder(Order calldata o) private pure returns (bytes32 h) {
         bytes32 typeHash = ORDER_TYPEHASH;
         assembly ("memory-safe") {

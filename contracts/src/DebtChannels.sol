@@ -348,7 +348,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
         Voucher calldata v = signed.voucher;
         if (v.channel != channel) revert ChannelVoucherForOtherChannel(channel, v.channel);
         if (v.seq <= c.seq) revert ChannelStaleVoucher(channel, v.seq, c.seq);
-        if (v.seq > MAX_SEQ) revert ChannelAmountTooLarge(v.seq);
+        if (v.seq > MAX_SEQ) revert ChannelSeqTooLarge(v.seq, uint32(MAX_SEQ));
         _requireAgent(deal.buyerCell, _recoverCompact(_hashTypedDataV4(_hashVoucher(v)), signed.r, signed.vs));
         uint256 provenWh = _provenWh(channel, deal, c, reading);
         if (v.cumulativeWh > provenWh) revert ChannelVoucherOverMetered(v.cumulativeWh, provenWh);

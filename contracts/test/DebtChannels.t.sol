@@ -25,18 +25,13 @@ contract DebtChannelsTest is ChannelFixture {
 
     function test_open_revertsWithExistsWhenReplayed() public {
         DealKeys memory k = openStandard();
-        bytes32 digest = channels.channelId(k.deal);
-        bytes memory b = signDigest(k.buyer.agentKey, digest);
-        bytes memory s = signDigest(k.seller.agentKey, digest);
+        (bytes memory b, bytes memory s) = signDeal(k);
         vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelExists.selector, k.id));
         channels.open(k.deal, b, s);
     }
 
     function test_open_revertsWithNotAgentWhenSellerSignatureMissing() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
+        DealKeys memory k = standardDeal();
         bytes32 digest = channels.channelId(k.deal);
         bytes memory b = signDigest(k.buyer.agentKey, digest);
         vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelNotAgent.selector, k.seller.id, k.buyer.agent));
@@ -45,12 +40,8 @@ contract DebtChannelsTest is ChannelFixture {
 
     function test_open_revertsWithMeterBookedWhenDealsOverlap() public {
         DealKeys memory k = openStandard();
-        DealKeys memory k2;
-        k2.seller = k.seller;
-        k2.buyer = newCell(CellType.PassiveConsumer);
-        k2.deal = terms(k2.buyer, k2.seller);
+        DealKeys memory k2 = nextDealOnMeter(k);
         k2.deal.firstInterval = k.deal.lastInterval; // overlaps the last interval
-        k2.deal.lastInterval = k.deal.lastInterval + 2;
         (bytes memory sb, bytes memory ss) = signDeal(k2);
         vm.expectRevert(
             abi.encodeWithSelector(IDebtChannels.ChannelMeterBooked.selector, k.seller.meter, k.deal.lastInterval)
@@ -79,10 +70,7 @@ contract DebtChannelsTest is ChannelFixture {
     }
 
     function test_open_revertsWithStartsTooLateWhenFirstIntervalBegun() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
+        DealKeys memory k = standardDeal();
         warpToInterval(k.deal.firstInterval);
         (bytes memory sb, bytes memory ss) = signDeal(k);
         vm.expectRevert(
@@ -94,12 +82,9 @@ contract DebtChannelsTest is ChannelFixture {
     }
 
     function test_open_revertsWithDailyCapExceededBeyondAgentCap() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
+        DealKeys memory k = standardDeal();
         vm.prank(k.buyer.owner);
         wallets.setDailyCap(k.buyer.id, COLLATERAL - 1);
-        k.deal = terms(k.buyer, k.seller);
         (bytes memory sb, bytes memory ss) = signDeal(k);
         vm.expectRevert(
             abi.encodeWithSelector(
@@ -110,10 +95,7 @@ contract DebtChannelsTest is ChannelFixture {
     }
 
     function test_open_revertsWithMeterNotInCellWhenMeterIsAnotherCells() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
+        DealKeys memory k = standardDeal();
         k.deal.sellerMeter = k.buyer.meter;
         (bytes memory sb, bytes memory ss) = signDeal(k);
         vm.expectRevert(
@@ -158,6 +140,14 @@ contract DebtChannelsTest is ChannelFixture {
         sv = fairVoucher(k, 2, 2000);
         vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelStaleVoucher.selector, k.id, 2, 2));
         channels.redeem(k.deal, sv, r2);
+    }
+
+    function test_redeem_revertsWithSeqTooLargeAbove2To24() public {
+        DealKeys memory k = openStandard();
+        (IClearingPool.SignedReading memory r1,) = _deliver(k);
+        IDebtChannels.SignedVoucher memory sv = fairVoucher(k, 2 ** 24, 1000);
+        vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelSeqTooLarge.selector, 2 ** 24, 2 ** 24 - 1));
+        channels.redeem(k.deal, sv, r1);
     }
 
     function test_redeem_revertsWithOverMeteredWhenVoucherExceedsReading() public {
@@ -285,10 +275,7 @@ contract DebtChannelsTest is ChannelFixture {
         DealKeys memory k = openStandard();
         (IClearingPool.SignedReading memory r1,) = _deliver(k);
         channels.redeem(k.deal, fairVoucher(k, 1, 1000), r1);
-        bytes32 digest = channels.hashClose(k.id, 500_000);
-        channels.closeCooperative(
-            k.deal, 500_000, signDigest(k.buyer.agentKey, digest), signDigest(k.seller.agentKey, digest)
-        );
+        closeTogether(k, 500_000);
         assertEq(available(k.seller.id), FUNDS + 500_000, "seller got the final amount");
         assertEq(available(k.buyer.id), FUNDS - 500_000, "buyer got the rest back");
         assertEq(wallets.marketBalance(address(channels)), 0, "nothing left in the channels");
@@ -302,8 +289,9 @@ contract DebtChannelsTest is ChannelFixture {
         IDebtChannels.SignedVoucher memory v = fairVoucher(k, 1, 0);
         bytes memory vsig = abi.encodePacked(v.r, v.vs);
         bytes32 digest = channels.hashClose(k.id, 0);
-        vm.expectRevert();
-        channels.closeCooperative(k.deal, 0, vsig, signDigest(k.seller.agentKey, digest));
+        bytes memory sellerSig = signDigest(k.seller.agentKey, digest);
+        vm.expectPartialRevert(IDebtChannels.ChannelNotAgent.selector);
+        channels.closeCooperative(k.deal, 0, vsig, sellerSig);
     }
 
     function test_startClose_revertsWithNotPartyForStranger() public {
@@ -394,10 +382,7 @@ contract DebtChannelsTest is ChannelFixture {
     }
 
     function test_settle_recordsDebtBeyondCollateral() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
+        DealKeys memory k = standardDeal();
         k.deal.collateral = 300_000; // covers 1.5 kWh
         openDeal(k);
         // The buyer empties its wallet: the debt cannot be paid at once.
@@ -433,10 +418,7 @@ contract DebtChannelsTest is ChannelFixture {
     // ---- collateral ----
 
     function test_topUp_paysWhatWasOwedBeyondCollateral() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
+        DealKeys memory k = standardDeal();
         k.deal.collateral = 100_000;
         openDeal(k);
         (IClearingPool.SignedReading memory r1,) = _deliver(k);
@@ -470,17 +452,9 @@ contract DebtChannelsTest is ChannelFixture {
         // Deal a runs intervals 1-4 from now, deal b on the same meter 5-8. Closing b before
         // it starts must not free a's intervals for a third deal.
         DealKeys memory a = openStandard();
-        DealKeys memory b;
-        b.seller = a.seller;
-        b.buyer = newCell(CellType.PassiveConsumer);
-        b.deal = terms(b.buyer, b.seller);
-        b.deal.firstInterval = a.deal.lastInterval + 1;
-        b.deal.lastInterval = a.deal.lastInterval + 4;
+        DealKeys memory b = nextDealOnMeter(a);
         openDeal(b);
-        bytes32 digest = channels.hashClose(b.id, 0);
-        channels.closeCooperative(
-            b.deal, 0, signDigest(b.buyer.agentKey, digest), signDigest(b.seller.agentKey, digest)
-        );
+        closeTogether(b, 0);
         assertEq(channels.bookedThrough(a.seller.meter), a.deal.lastInterval, "a's intervals stay booked");
     }
 
@@ -499,12 +473,7 @@ contract DebtChannelsTest is ChannelFixture {
         // Two deals on the same meter, one after the other: a reading of the first deal's
         // interval counts in the first only.
         DealKeys memory a = openStandard();
-        DealKeys memory b;
-        b.seller = a.seller;
-        b.buyer = newCell(CellType.PassiveConsumer);
-        b.deal = terms(b.buyer, b.seller);
-        b.deal.firstInterval = a.deal.lastInterval + 1;
-        b.deal.lastInterval = a.deal.lastInterval + 4;
+        DealKeys memory b = nextDealOnMeter(a);
         openDeal(b);
         (IClearingPool.SignedReading memory r1,) = _deliver(a);
         IDebtChannels.SignedVoucher memory sv = fairVoucher(b, 1, 1000);
@@ -520,13 +489,8 @@ contract DebtChannelsTest is ChannelFixture {
     }
 
     function test_open_revertsOnAnotherContractOrChain() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
-        bytes32 digest = channels.channelId(k.deal);
-        bytes memory b = signDigest(k.buyer.agentKey, digest);
-        bytes memory s = signDigest(k.seller.agentKey, digest);
+        DealKeys memory k = standardDeal();
+        (bytes memory b, bytes memory s) = signDeal(k);
 
         DebtChannels other = new DebtChannels(registry, wallets, INTERVAL, CHALLENGE_WINDOW, WITHDRAWAL_DELAY);
         wallets.addMarket(address(other));
@@ -543,10 +507,7 @@ contract DebtChannelsTest is ChannelFixture {
     }
 
     function test_open_signatureEdgeCases() public {
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
+        DealKeys memory k = standardDeal();
         bytes32 digest = channels.channelId(k.deal);
         (uint8 v, bytes32 r, bytes32 s) = vm.sign(k.buyer.agentKey, digest);
         bytes memory seller = signDigest(k.seller.agentKey, digest);
@@ -603,7 +564,8 @@ contract DebtChannelsTest is ChannelFixture {
             for (uint256 i = 0; i < 4; ++i) {
                 Step memory st = table[row][i];
                 IDebtChannels.SignedVoucher memory v = fairVoucher(k, st.voucher + 1, wh[st.voucher]);
-                if (st.reverts) vm.expectRevert();
+                // Every refusal in the table is a stale voucher (seq not above the latest).
+                if (st.reverts) vm.expectPartialRevert(IDebtChannels.ChannelStaleVoucher.selector);
                 if (st.action == 0) {
                     channels.redeem(k.deal, v, r2);
                 } else if (st.action == 1) {

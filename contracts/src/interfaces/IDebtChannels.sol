@@ -151,6 +151,7 @@ interface IDebtChannels {
     error ChannelNotParty(bytes32 channel, address caller);
     error ChannelVoucherForOtherChannel(bytes32 channel, bytes32 voucherChannel);
     error ChannelStaleVoucher(bytes32 channel, uint32 seq, uint32 latestSeq);
+    error ChannelSeqTooLarge(uint32 seq, uint32 max);
     error ChannelVoucherOverMetered(uint256 cumulativeWh, uint256 provenWh);
     error ChannelVoucherOverPrice(uint256 cumulativeAmount, uint256 worth);
     error ChannelNoReadings();

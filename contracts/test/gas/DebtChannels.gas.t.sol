@@ -3,7 +3,6 @@ pragma solidity 0.8.28;
 
 import {IClearingPool} from "../../src/interfaces/IClearingPool.sol";
 import {IDebtChannels} from "../../src/interfaces/IDebtChannels.sol";
-import {CellType} from "../../src/types/CellTypes.sol";
 import {ChannelFixture} from "../utils/ChannelFixture.sol";
 
 /// @notice Whole-transaction gas of the channels' operations, written to
@@ -15,13 +14,9 @@ contract DebtChannelsGasTest is ChannelFixture {
 
     function _open() internal {
         vm.pauseGasMetering();
-        _k.seller = newCell(CellType.Prosumer);
-        _k.buyer = newCell(CellType.PassiveConsumer);
-        _k.deal = terms(_k.buyer, _k.seller);
-        DealKeys memory k = _k;
-        bytes32 digest = channels.channelId(k.deal);
-        bytes memory b = signDigest(k.buyer.agentKey, digest);
-        bytes memory s = signDigest(k.seller.agentKey, digest);
+        DealKeys memory k = standardDeal();
+        _k = k;
+        (bytes memory b, bytes memory s) = signDeal(k);
         vm.resumeGasMetering();
         _k.id = channels.open(k.deal, b, s);
     }
@@ -118,10 +113,7 @@ contract DebtChannelsGasTest is ChannelFixture {
     /// open, then one cooperative close that pays the seller and refunds the rest.
     function test_gas_dayDeal() public {
         vm.pauseGasMetering();
-        DealKeys memory k;
-        k.seller = newCell(CellType.Prosumer);
-        k.buyer = newCell(CellType.PassiveConsumer);
-        k.deal = terms(k.buyer, k.seller);
+        DealKeys memory k = standardDeal();
         k.deal.lastInterval = k.deal.firstInterval + 95;
         k.deal.collateral = uint96((uint256(MAX_WH) * 96 * PRICE) / 1000);
         openDeal(k);

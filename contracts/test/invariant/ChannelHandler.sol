@@ -462,19 +462,13 @@ contract ChannelHandler is Test {
         if (!found) return;
         ChannelGhost storage g = _channels[i];
         IDebtChannels.Deal memory d = g.deal;
-        if (currentTime < g.deadline) {
-            if ((seed >> 8) % 4 == 0) {
-                _probe(
-                    STRANGER,
-                    address(channels),
-                    abi.encodeCall(channels.settle, (d)),
-                    IDebtChannels.ChannelWindowOpen.selector,
-                    "settled before the window ended"
-                );
-                return;
-            }
-            _warp(g.deadline + (seed >> 16) % 600);
-        }
+        if (!_waitUntil(
+                g.deadline,
+                seed,
+                abi.encodeCall(channels.settle, (d)),
+                IDebtChannels.ChannelWindowOpen.selector,
+                "settled before the window ended"
+            )) return;
         vm.prank(STRANGER);
         channels.settle(d);
         _finish(g, g.endInterval);
@@ -589,19 +583,13 @@ contract ChannelHandler is Test {
         if (!found) return;
         ChannelGhost storage g = _channels[i];
         IDebtChannels.Deal memory d = g.deal;
-        if (currentTime < g.withdrawalAt) {
-            if ((seed >> 8) % 4 == 0) {
-                _probe(
-                    STRANGER,
-                    address(channels),
-                    abi.encodeCall(channels.withdrawCollateral, (d)),
-                    IDebtChannels.ChannelWithdrawalNotDue.selector,
-                    "a withdrawal before it was due"
-                );
-                return;
-            }
-            _warp(g.withdrawalAt + (seed >> 16) % 600);
-        }
+        if (!_waitUntil(
+                g.withdrawalAt,
+                seed,
+                abi.encodeCall(channels.withdrawCollateral, (d)),
+                IDebtChannels.ChannelWithdrawalNotDue.selector,
+                "a withdrawal before it was due"
+            )) return;
         vm.prank(STRANGER);
         channels.withdrawCollateral(d);
         uint256 unpaid = g.owed - g.paid;
@@ -1273,6 +1261,22 @@ contract ChannelHandler is Test {
         if (to <= currentTime) return;
         currentTime = to;
         vm.warp(to);
+    }
+
+    /// For an action due at `due`: once in four (by `seed`) while it is not yet due, tries it
+    /// early (`early` must revert with `expected`) and returns false; otherwise warps to
+    /// somewhat after `due` if needed and returns true.
+    function _waitUntil(uint256 due, uint256 seed, bytes memory early, bytes4 expected, string memory what)
+        internal
+        returns (bool proceed)
+    {
+        if (currentTime >= due) return true;
+        if ((seed >> 8) % 4 == 0) {
+            _probe(STRANGER, address(channels), early, expected, what);
+            return false;
+        }
+        _warp(due + (seed >> 16) % 600);
+        return true;
     }
 
     /// Calls `data` on `target` as `caller` and requires it to revert with `expected`.

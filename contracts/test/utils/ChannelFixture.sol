@@ -70,11 +70,35 @@ abstract contract ChannelFixture is PoolFixture {
         k.id = id;
     }
 
-    /// @notice A prosumer selling to a passive consumer, both funded, the standard terms opened.
-    function openStandard() internal returns (DealKeys memory k) {
+    /// @notice Terms for a new buyer's deal on `a`'s seller and meter, the four intervals
+    /// right after `a`'s: the next deal the meter may back. Not opened.
+    function nextDealOnMeter(DealKeys memory a) internal returns (DealKeys memory b) {
+        b.seller = a.seller;
+        b.buyer = newCell(CellType.PassiveConsumer);
+        b.deal = terms(b.buyer, b.seller);
+        b.deal.firstInterval = a.deal.lastInterval + 1;
+        b.deal.lastInterval = a.deal.lastInterval + 4;
+    }
+
+    /// @notice Closes `k` at once on `finalAmount`, both agents signing.
+    function closeTogether(DealKeys memory k, uint96 finalAmount) internal {
+        bytes32 digest = channels.hashClose(k.id, finalAmount);
+        channels.closeCooperative(
+            k.deal, finalAmount, signDigest(k.buyer.agentKey, digest), signDigest(k.seller.agentKey, digest)
+        );
+    }
+
+    /// @notice A prosumer selling to a passive consumer, both funded, on the standard terms;
+    /// not opened.
+    function standardDeal() internal returns (DealKeys memory k) {
         k.seller = newCell(CellType.Prosumer);
         k.buyer = newCell(CellType.PassiveConsumer);
         k.deal = terms(k.buyer, k.seller);
+    }
+
+    /// @notice {standardDeal}, opened.
+    function openStandard() internal returns (DealKeys memory k) {
+        k = standardDeal();
         openDeal(k);
     }
 
@@ -95,8 +119,7 @@ abstract contract ChannelFixture is PoolFixture {
             exportCumWh: exportCumWh,
             seq: t
         });
-        (bytes32 r, bytes32 vs) = vm.signCompact(k.meterKey, channels.hashReading(m));
-        return IClearingPool.SignedReading({reading: m, r: r, vs: vs});
+        return signReading(k.meterKey, m, channels.hashReading(m));
     }
 
     function voucher(DealKeys memory k, uint32 seq, uint64 cumulativeWh, uint96 cumulativeAmount)

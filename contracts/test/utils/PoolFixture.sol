@@ -135,7 +135,17 @@ abstract contract PoolFixture is Test {
             exportCumWh: exportWh,
             seq: seq
         });
-        (bytes32 r, bytes32 vs) = vm.signCompact(k.meterKey, pool.hashReading(m));
+        return signReading(k.meterKey, m, pool.hashReading(m));
+    }
+
+    /// @notice `m` signed by the meter key `key`; `digest` is its EIP-712 digest under the
+    /// domain of the contract that will check it (the pool's, or the channels').
+    function signReading(uint256 key, IClearingPool.MeterReading memory m, bytes32 digest)
+        internal
+        pure
+        returns (IClearingPool.SignedReading memory)
+    {
+        (bytes32 r, bytes32 vs) = vm.signCompact(key, digest);
         return IClearingPool.SignedReading({reading: m, r: r, vs: vs});
     }
 
