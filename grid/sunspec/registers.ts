@@ -85,3 +85,102 @@ export const METER_203 = {
 
 /** Model 1 (common): 66 registers of identification. */
 export const COMMON_1 = { id: 1, length: 66, Mn: 2, Md: 18, Opt: 34, Vr: 42, SN: 50, DA: 66 } as const;
+
+/** Encodes a signed 32-bit value as two registers, high word first. */
+export function encodeInt32(value: number): [number, number] {
+  if (!Number.isInteger(value) || value < -(2 ** 31) || value > 2 ** 31 - 1) {
+    throw new RangeError(`${value} does not fit a SunSpec int32`);
+  }
+  const u = value < 0 ? value + 2 ** 32 : value;
+  return [Math.floor(u / 0x10000), u & 0xffff];
+}
+
+/** Decodes a signed 32-bit value (high word first); 0x80000000 means "not implemented". */
+export function int32(high: number, low: number): number | null {
+  const u = high * 0x10000 + low;
+  if (u === 0x80000000) return null;
+  return u >= 0x80000000 ? u - 2 ** 32 : u;
+}
+
+/** Encodes an unsigned 32-bit value as two registers, high word first. */
+export function encodeUint32(value: number): [number, number] {
+  if (!Number.isInteger(value) || value < 0 || value > 2 ** 32 - 1) {
+    throw new RangeError(`${value} does not fit a SunSpec uint32`);
+  }
+  return [Math.floor(value / 0x10000), value & 0xffff];
+}
+
+/** Decodes an unsigned 32-bit value (high word first); 0xFFFFFFFF means "not implemented". */
+export function uint32(high: number, low: number): number | null {
+  const u = high * 0x10000 + low;
+  return u === 0xffffffff ? null : u;
+}
+
+/** Encodes a 64-bit accumulator (acc64) as four registers, high word first. */
+export function encodeAcc64(value: bigint): [number, number, number, number] {
+  const v = value % 2n ** 64n;
+  return [
+    Number((v >> 48n) & 0xffffn),
+    Number((v >> 32n) & 0xffffn),
+    Number((v >> 16n) & 0xffffn),
+    Number(v & 0xffffn),
+  ];
+}
+
+/** Decodes a 64-bit accumulator; 0 means "not implemented". */
+export function acc64(registers: readonly number[]): bigint | null {
+  let v = 0n;
+  for (const r of registers.slice(0, 4)) v = (v << 16n) | BigInt(r);
+  return v === 0n ? null : v;
+}
+
+/**
+ * IEEE 1547 DER model 701 (AC measurements), offsets from the model's ID register:
+ * FIELD.md's absolute addresses minus 40070.
+ */
+export const DER_701 = {
+  id: 701,
+  length: 153,
+  W: 10, // 40080, int16, W_SF
+  TotWhInj: 19, // 40089-40092, acc64, TotWh_SF
+  TotWhAbs: 23, // 40093-40096, acc64, TotWh_SF
+  W_SF: 116, // 40186
+  TotWh_SF: 120, // 40190
+} as const;
+
+/**
+ * IEEE 1547 DER model 704 (AC controls), offsets from the model's ID register (40225 when
+ * 701 starts at 40070). The WSet points are FIELD.md's; the WMaxLimPct points precede them.
+ */
+export const DER_704 = {
+  id: 704,
+  length: 65,
+  WMaxLimPctEna: 14, // 40239
+  WMaxLimPct: 15, // 40240, uint16, WMaxLimPct_SF
+  WMaxLimPctRvrt: 16,
+  WMaxLimPctEnaRvrt: 17,
+  WMaxLimPctRvrtTms: 18, // 40243-40244, uint32, s
+  WMaxLimPctRvrtRem: 20, // 40245-40246, uint32, s
+  WSetEna: 22, // 40247
+  WSetMod: 23, // 40248, 1 = watts
+  WSet: 24, // 40249-40250, int32, WSet_SF
+  WSetRvrt: 26, // 40251-40252
+  WSetEnaRvrt: 30, // 40255
+  WSetRvrtTms: 31, // 40256-40257, uint32, s
+  WSetRvrtRem: 33, // 40258-40259, uint32, s
+  WMaxLimPct_SF: 54, // 40279
+  WSet_SF: 55, // 40280
+} as const;
+
+/** DER model 713 (storage capacity), offsets from its ID register (40292 after 701 + 704). */
+export const STORAGE_713 = {
+  id: 713,
+  length: 7,
+  WHRtg: 2, // uint16, WH_SF
+  WHAvail: 3, // uint16, WH_SF
+  SoC: 4, // 40296, uint16, Pct_SF
+  SoH: 5,
+  Sta: 6,
+  WH_SF: 7,
+  Pct_SF: 8, // 40300
+} as const;

@@ -66,12 +66,22 @@ describe('simulated SunSpec meter over Modbus TCP', () => {
       { id: 1, start: 40002, length: 66 },
       { id: 203, start: 40070, length: 105 },
     ]);
-    expect(await client.readMeter()).toEqual({ watts: 3600, importWh: null, exportWh: null });
+    expect(await client.readMeter()).toEqual({
+      watts: 3600,
+      importWh: null,
+      exportWh: null,
+      energyImplemented: true,
+    });
     time.advance(1000);
     const a = await client.readMeter();
-    expect(a).toEqual({ watts: -1800, importWh: null, exportWh: 1000n });
+    expect(a).toEqual({ watts: -1800, importWh: null, exportWh: 1000n, energyImplemented: true });
     time.advance(2000);
-    expect(await client.readMeter()).toEqual({ watts: -1800, importWh: 1000n, exportWh: 1000n });
+    expect(await client.readMeter()).toEqual({
+      watts: -1800,
+      importWh: 1000n,
+      exportWh: 1000n,
+      energyImplemented: true,
+    });
   });
 
   it('finds a map that starts at 50000', async () => {

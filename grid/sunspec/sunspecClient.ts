@@ -30,6 +30,12 @@ export interface MeterSample {
   /** Cumulative energy counters, Wh, as the meter holds them (32-bit, they wrap). */
   importWh: bigint | null;
   exportWh: bigint | null;
+  /**
+   * Whether the meter implements its energy points (TotWh_SF is not the sentinel). An acc32
+   * reads 0 both when not implemented and when the counter is at zero: with the scale factor
+   * implemented, a null counter is a counter at zero.
+   */
+  energyImplemented: boolean;
 }
 
 export class ModbusReadError extends BaseError {
@@ -154,8 +160,19 @@ export async function connectSunSpec(parameters: SunSpecClientParameters): Promi
         watts: w === null || wSf === null ? null : w * 10 ** wSf,
         importWh: energy(imp),
         exportWh: energy(exp),
+        energyImplemented: whSf !== null,
       };
     },
-    close: () => new Promise((resolve) => client.close(() => resolve())),
+    // modbus-serial's TcpPort.close calls back on the socket's 'close' event, which never
+    // comes again for a socket the device already closed (ports/tcpport.js): destroy instead.
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (!client.isOpen) {
+          client.destroy(() => resolve());
+          setImmediate(resolve);
+          return;
+        }
+        client.close(() => resolve());
+      }),
   };
 }
