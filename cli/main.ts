@@ -6,6 +6,7 @@ import { cellsCommand } from './commands/cells.js';
 import { channelCommand } from './commands/channel.js';
 import { deployCommand } from './commands/deploy.js';
 import { devnetCommand } from './commands/devnet.js';
+import { indexerCommand } from './commands/indexer.js';
 import { keysCommand } from './commands/keys.js';
 import { marketCommand } from './commands/market.js';
 import { walletCommand } from './commands/wallet.js';
@@ -22,6 +23,7 @@ export const commands: Record<string, Command> = {
   wallet: { summary: "deposit, withdraw, balances, the agent's daily cap", run: walletCommand },
   market: { summary: 'orders, cancellations, interval results, clearing', run: marketCommand },
   channel: { summary: 'bilateral deals: debt payment channels', run: channelCommand },
+  indexer: { summary: 'index every gridcell event into SQL (SQLite or PostgreSQL)', run: indexerCommand },
 };
 
 const help = `gridcell: transactive energy after IDEA, settled on chain
