@@ -30,6 +30,12 @@ export const topics = {
   /** A relayer's status, retained, with a last will `offline`. */
   relayerStatus: (zone: string, relayerId: string) => `${TOPIC_ROOT}/${zone}/status/relayer/${relayerId}`,
   /**
+   * What a channel's seller needs for the evidence path (`redeemWithReadings`), retained:
+   * `gridcell/v1/{zone}/channels/{channel}/evidence`, published by the relayer.
+   */
+  channelEvidence: (zone: string, channel: Hex) =>
+    `${TOPIC_ROOT}/${zone}/channels/${channel.toLowerCase()}/evidence`,
+  /**
    * Where a meter that publishes itself sends its counters (the oracle's MQTT source):
    * `gridcell/v1/{zone}/meter-input/{source}`, `source` as named in the oracle's config.
    */
@@ -84,6 +90,19 @@ export interface ReadingMessage {
   signatures: { pool: CompactSignature; channels: CompactSignature };
   producedAt: number;
 }
+
+/**
+ * The readings that prove a channel's delivery so far: the deal's earliest reading (whose
+ * start counter is the baseline) and its latest (whose cumulative counter is the total),
+ * each as the oracle published it. `redeemWithReadings(deal, readings)` takes them as they are.
+ */
+export const evidenceMessageSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('evidence'),
+  channel: bytes32,
+  readings: z.array(readingMessageSchema).min(1).max(2),
+});
+export type EvidenceMessage = z.output<typeof evidenceMessageSchema>;
 
 /** Live telemetry of one meter: instantaneous power and the raw cumulative counters. */
 export const telemetryMessageSchema = z.object({

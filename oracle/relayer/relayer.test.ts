@@ -1,0 +1,314 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cellWalletsAbi, clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
+import { createGridcellClients } from '../../chain/client/index.js';
+import { chainClock } from '../../chain/clock/index.js';
+import { createLogger, silentLogger } from '../../chain/logger/index.js';
+import { useKit } from '../../chain/test/kit.js';
+import { type Order, signMeterReading, signOrder, toSignedOrderArg } from '../../chain/typed-data/index.js';
+import { CellType, Side } from '../../chain/units/index.js';
+import { startSunSpecMeterServer } from '../../grid/devices/sunspecMeterServer.js';
+import { startMqttBroker } from '../broker/index.js';
+import { createOracle } from '../daemon/createOracle.js';
+import { encodeReadingMessage, topics } from '../messages/index.js';
+import { createMetrics } from '../metrics/index.js';
+import { openOracleStore } from '../store/oracleStore.js';
+import { createRelayer } from './createRelayer.js';
+import { openRelayerStore } from './relayerStore.js';
+
+const kit = useKit();
+const { contracts } = kit.manifest;
+const L = kit.manifest.pool.intervalSeconds;
+const lead = kit.manifest.pool.gateClosureLead;
+/** Explicit Modbus ports for this file (ServerTCP given 0 would listen on 502). */
+const PORT = 15_900 + (process.pid % 40) * 2;
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function waitFor<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 20_000,
+) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+async function walletOf() {
+  const account = await kit.freshAccount();
+  const { walletClient } = createGridcellClients({ manifest: kit.manifest, account, pollingIntervalMs: 20 });
+  if (!walletClient) throw new Error('no wallet client');
+  return walletClient;
+}
+
+function relayerFor(parameters: {
+  dir: string;
+  mqttUrl: string;
+  walletClient: Awaited<ReturnType<typeof walletOf>>;
+}) {
+  const metrics = createMetrics('gridcell_relayer');
+  const relayer = createRelayer({
+    id: 'test',
+    zone: 'z1',
+    manifest: kit.manifest,
+    publicClient: kit.publicClient,
+    walletClient: parameters.walletClient,
+    poolDomain: kit.poolDomain,
+    channelsDomain: kit.channelsDomain,
+    store: openRelayerStore(join(parameters.dir, 'relayer.sqlite')),
+    mqttUrl: parameters.mqttUrl,
+    clock: chainClock(kit.publicClient),
+    logger: process.env.GRIDCELL_TEST_LOG ? createLogger({ name: 'relayer' }) : silentLogger,
+    metrics,
+    pollMs: 3_600_000, // the test drives round() itself
+  });
+  return { relayer, metrics };
+}
+
+describe('settlement relayer: readings from MQTT to money on chain', () => {
+  it('settles an interval from meters read over Modbus, claims it, and submits nothing twice after a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridcell-relayer-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const seller = await kit.newCell(CellType.Prosumer);
+    const buyer = await kit.newCell(CellType.PassiveConsumer);
+    const t = (await kit.chainTime()) / L + 2n;
+    const orders: Order[] = [
+      {
+        cell: seller.id,
+        interval: t,
+        side: Side.Sell,
+        energyWh: 500n,
+        limitPrice: 100_000n,
+        nonce: 0,
+        expiry: t * L,
+      },
+      {
+        cell: buyer.id,
+        interval: t,
+        side: Side.Buy,
+        energyWh: 500n,
+        limitPrice: 200_000n,
+        nonce: 0,
+        expiry: t * L,
+      },
+    ];
+    const signed = [
+      await signOrder(seller.agent, kit.poolDomain, orders[0] as Order),
+      await signOrder(buyer.agent, kit.poolDomain, orders[1] as Order),
+    ];
+    const anyone = await walletOf();
+    await kit.publicClient.waitForTransactionReceipt({
+      hash: await anyone.writeContract({
+        address: contracts.pool,
+        abi: clearingPoolAbi,
+        functionName: 'submitOrders',
+        args: [signed.map(toSignedOrderArg)],
+      }),
+    });
+    await kit.setChainTime(t * L - lead);
+    const quote = quoteClearing(orders);
+    await kit.publicClient.waitForTransactionReceipt({
+      hash: await anyone.writeContract({
+        address: contracts.pool,
+        abi: clearingPoolAbi,
+        functionName: 'clear',
+        args: [t, quote.priceLow, quote.priceHigh, orders],
+      }),
+    });
+    const price = (
+      await kit.publicClient.readContract({
+        address: contracts.pool,
+        abi: clearingPoolAbi,
+        functionName: 'intervalOf',
+        args: [t],
+      })
+    ).price;
+
+    // The physical side: the seller exports 2.4 kW, the buyer imports 2.4 kW (600 Wh in 900 s).
+    const clock = chainClock(kit.publicClient);
+    const sellerMeter = await startSunSpecMeterServer({ port: PORT, profile: () => 2400, clock });
+    const buyerMeter = await startSunSpecMeterServer({ port: PORT + 1, profile: () => -2400, clock });
+    cleanups.push(
+      () => sellerMeter.close(),
+      () => buyerMeter.close(),
+    );
+    const broker = await startMqttBroker({ port: 0 });
+    cleanups.push(() => broker.close());
+
+    const oracle = createOracle({
+      id: 'complex',
+      zone: 'z1',
+      meters: [
+        {
+          name: 'seller',
+          account: seller.meter,
+          cell: seller.id,
+          source: { type: 'modbus', host: '127.0.0.1', port: PORT },
+          limits: { maxImportW: 100_000n, maxExportW: 100_000n },
+        },
+        {
+          name: 'buyer',
+          account: buyer.meter,
+          cell: buyer.id,
+          source: { type: 'modbus', host: '127.0.0.1', port: PORT + 1 },
+          limits: { maxImportW: 100_000n, maxExportW: 100_000n },
+        },
+      ],
+      store: openOracleStore(join(dir, 'oracle.sqlite')),
+      mqttUrl: broker.url,
+      clock,
+      intervalSeconds: L,
+      chainId: kit.manifest.chainId,
+      poolDomain: kit.poolDomain,
+      channelsDomain: kit.channelsDomain,
+      logger: silentLogger,
+      metrics: createMetrics('gridcell_oracle'),
+      sampleMs: 3_600_000,
+      telemetryMs: 0,
+    });
+    const relayWallet = await walletOf();
+    const first = relayerFor({ dir, mqttUrl: broker.url, walletClient: relayWallet });
+    await first.relayer.start();
+    await kit.setChainTime(t * L);
+    await oracle.start();
+    cleanups.push(() => oracle.stop());
+    await kit.setChainTime((t + 1n) * L + 1n);
+    await oracle.tick();
+    await waitFor('both readings at the relayer', () => first.relayer.received() === 2);
+
+    const before = await Promise.all(
+      [seller.id, buyer.id].map((id) =>
+        kit.publicClient.readContract({
+          address: contracts.wallets,
+          abi: cellWalletsAbi,
+          functionName: 'balanceOf',
+          args: [id],
+        }),
+      ),
+    );
+    await first.relayer.round();
+    expect(first.metrics.get('readings_settled')).toBe(2);
+    expect(first.metrics.get('settle_transactions')).toBe(1);
+    expect(first.metrics.get('claim_transactions')).toBe(1);
+    for (const cell of [seller.id, buyer.id]) {
+      const p = await kit.publicClient.readContract({
+        address: contracts.pool,
+        abi: clearingPoolAbi,
+        functionName: 'positionOf',
+        args: [t, cell],
+      });
+      expect(p.deliveredWh).toBe(500); // 600 metered, never more than scheduled
+      expect(p.flags & 6).toBe(6); // REPORTED | CLAIMED
+    }
+    const after = await Promise.all(
+      [seller.id, buyer.id].map((id) =>
+        kit.publicClient.readContract({
+          address: contracts.wallets,
+          abi: cellWalletsAbi,
+          functionName: 'balanceOf',
+          args: [id],
+        }),
+      ),
+    );
+    const paid = (500n * price) / 1000n;
+    expect(after[0]?.[0]).toBe((before[0]?.[0] ?? 0n) + paid);
+    expect(after[1]?.[1]).toBe(0n); // the buyer's escrow is released
+    await first.relayer.stop();
+
+    // Restarted relayer, same store, the oracle publishing the same readings again: no transaction.
+    const second = relayerFor({ dir, mqttUrl: broker.url, walletClient: relayWallet });
+    await second.relayer.start();
+    cleanups.push(() => second.relayer.stop());
+    const nonce = await kit.publicClient.getTransactionCount({ address: relayWallet.account.address });
+    const replay = await mqtt.connectAsync(broker.url);
+    cleanups.push(() => replay.endAsync(true));
+    const reading = {
+      meter: seller.meter.address,
+      cell: seller.id,
+      interval: t,
+      importWh: 0n,
+      exportWh: 600n,
+      importCumWh: 0n,
+      exportCumWh: 600n,
+      seq: 1n,
+    };
+    const pool = await signMeterReading(seller.meter, kit.poolDomain, reading);
+    const channels = await signMeterReading(seller.meter, kit.channelsDomain, reading);
+    await replay.publishAsync(
+      topics.reading('z1', seller.id, seller.meter.address),
+      encodeReadingMessage({
+        v: 1,
+        type: 'reading',
+        chainId: kit.manifest.chainId,
+        reading,
+        signatures: { pool: pool.signature, channels: channels.signature },
+        producedAt: 0,
+      }),
+      { qos: 1 },
+    );
+    await waitFor('the duplicate seen', () => second.metrics.get('readings_duplicate') === 1);
+    await second.relayer.round();
+    expect(await kit.publicClient.getTransactionCount({ address: relayWallet.account.address })).toBe(nonce);
+    expect(second.relayer.status().readings).toEqual({ settled: 2 });
+  });
+
+  it("error: a reading signed by a key that is not the cell's meter, or malformed, is refused and counted", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridcell-relayer-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const cell = await kit.newCell(CellType.Prosumer);
+    const other = await kit.newCell(CellType.Prosumer);
+    const broker = await startMqttBroker({ port: 0 });
+    cleanups.push(() => broker.close());
+    const { relayer, metrics } = relayerFor({ dir, mqttUrl: broker.url, walletClient: await walletOf() });
+    await relayer.start();
+    cleanups.push(() => relayer.stop());
+    const client = await mqtt.connectAsync(broker.url);
+    cleanups.push(() => client.endAsync(true));
+    const reading = {
+      meter: other.meter.address,
+      cell: cell.id,
+      interval: 5n,
+      importWh: 1n,
+      exportWh: 0n,
+      importCumWh: 1n,
+      exportCumWh: 0n,
+      seq: 1n,
+    };
+    const message = async (signer = other.meter) =>
+      encodeReadingMessage({
+        v: 1,
+        type: 'reading',
+        chainId: kit.manifest.chainId,
+        reading,
+        signatures: {
+          pool: (await signMeterReading(signer, kit.poolDomain, reading)).signature,
+          channels: (await signMeterReading(signer, kit.channelsDomain, reading)).signature,
+        },
+        producedAt: 0,
+      });
+    const topic = topics.reading('z1', cell.id, other.meter.address);
+    await client.publishAsync(topic, await message(), { qos: 1 }); // the other cell's meter
+    await client.publishAsync(topic, await message(cell.agent), { qos: 1 }); // not a meter's signature
+    await client.publishAsync(topic, '{"v":1,"type":"reading"}', { qos: 1 });
+    await waitFor(
+      'three refusals',
+      () =>
+        metrics.get('readings_refused', { kind: 'meter' }) === 1 &&
+        metrics.get('readings_refused', { kind: 'signature' }) === 1 &&
+        metrics.get('readings_refused', { kind: 'malformed' }) === 1,
+    );
+    expect(relayer.received()).toBe(0);
+  });
+});
