@@ -104,6 +104,13 @@ export interface Plant {
   totals(): EnergyTotals;
   /** Setpoints that fell back because their revert timer ran out, in order. */
   reverts(): { deviceId: string; at: number }[];
+  /**
+   * A device's energy counters, Ws: `injected` while its power is positive (hub discharging,
+   * port or router exporting, link flowing from a to b), `absorbed` while negative.
+   */
+  deviceEnergy(deviceId: string): { injectedWs: bigint; absorbedWs: bigint };
+  /** Whether `sync()` has a clock to follow. */
+  readonly clocked: boolean;
 }
 
 export interface CreatePlantParameters {
@@ -178,6 +185,13 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
     routerImportWs: 0n,
   };
   const revertLog: { deviceId: string; at: number }[] = [];
+  const energy = new Map<string, { injectedWs: bigint; absorbedWs: bigint }>();
+  function count(id: string, watts: number, dt: bigint) {
+    const e = energy.get(id) ?? { injectedWs: 0n, absorbedWs: 0n };
+    if (watts > 0) e.injectedWs += BigInt(watts) * dt;
+    else e.absorbedWs += BigInt(-watts) * dt;
+    energy.set(id, e);
+  }
 
   const devices: PlantDevice[] = [
     { id: 'router', kind: 'router', range: { min: 0, max: topology.router.ratedW } },
@@ -352,6 +366,9 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
       }
       const port = portOf(i);
       const boundary = port + (linksOut[i] ?? 0);
+      count(`hub:${c.name}`, h, bigDt);
+      count(`port:${c.name}`, port, bigDt);
+      count(`meter:${c.name}`, boundary, bigDt);
       if (boundary > 0) meterExport[i] = (meterExport[i] ?? 0n) + BigInt(boundary) * bigDt;
       else meterImport[i] = (meterImport[i] ?? 0n) + BigInt(-boundary) * bigDt;
       totals.pvWs += BigInt((pv[i] ?? 0) - (curtailed[i] ?? 0)) * bigDt;
@@ -372,6 +389,10 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
         socPermille: socPermille(i),
       });
     }
+    links.forEach((l, k) => {
+      count(`link:${l.name}`, flows[k] ?? 0, bigDt);
+    });
+    count('router', g, bigDt);
     if (g > 0) totals.routerExportWs += BigInt(g) * bigDt;
     else totals.routerImportWs += BigInt(-g) * bigDt;
     totals.storedWs = stored.reduce((a, b) => a + b, 0n);
@@ -437,5 +458,7 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
     },
     totals: () => ({ ...totals }),
     reverts: () => [...revertLog],
+    deviceEnergy: (id) => ({ ...(energy.get(id) ?? { injectedWs: 0n, absorbedWs: 0n }) }),
+    clocked: parameters.clock !== undefined,
   };
 }
