@@ -2,6 +2,7 @@
  * The `gridcell` command line: one entry, a subcommand per part of the platform.
  */
 import { BaseError } from '../chain/errors/index.js';
+import { brokerCommand } from './commands/broker.js';
 import { cellsCommand } from './commands/cells.js';
 import { channelCommand } from './commands/channel.js';
 import { deployCommand } from './commands/deploy.js';
@@ -9,6 +10,8 @@ import { devnetCommand } from './commands/devnet.js';
 import { indexerCommand } from './commands/indexer.js';
 import { keysCommand } from './commands/keys.js';
 import { marketCommand } from './commands/market.js';
+import { oracleCommand } from './commands/oracle.js';
+import { relayerCommand } from './commands/relayer.js';
 import { walletCommand } from './commands/wallet.js';
 import type { Io } from './io.js';
 import { UsageError } from './options.js';
@@ -23,6 +26,9 @@ export const commands: Record<string, Command> = {
   wallet: { summary: "deposit, withdraw, balances, the agent's daily cap", run: walletCommand },
   market: { summary: 'orders, cancellations, interval results, clearing', run: marketCommand },
   channel: { summary: 'bilateral deals: debt payment channels', run: channelCommand },
+  oracle: { summary: 'meter oracle: read meters, sign and publish interval readings', run: oracleCommand },
+  relayer: { summary: 'settle the pool from signed readings on MQTT', run: relayerCommand },
+  broker: { summary: 'the embedded MQTT broker (aedes)', run: brokerCommand },
   indexer: { summary: 'index every gridcell event into SQL (SQLite or PostgreSQL)', run: indexerCommand },
 };
 

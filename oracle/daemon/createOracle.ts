@@ -32,8 +32,8 @@ import {
 import type { Boundary, OracleStore } from '../store/oracleStore.js';
 
 export type SourceSpec =
-  | { type: 'modbus'; host: string; port: number; unitId?: number; timeoutMs?: number }
-  | { type: 'mqtt'; topic: string; maxAgeSeconds?: number };
+  | { type: 'modbus'; host: string; port: number; unitId?: number | undefined; timeoutMs?: number | undefined }
+  | { type: 'mqtt'; topic: string; maxAgeSeconds?: number | undefined };
 
 export interface OracleMeterSpec {
   /** A name for logs and metrics. */

@@ -40,8 +40,8 @@ export class MeterSourceError extends BaseError {
 export interface ModbusSourceParameters {
   host: string;
   port: number;
-  unitId?: number;
-  timeoutMs?: number;
+  unitId?: number | undefined;
+  timeoutMs?: number | undefined;
 }
 
 /**
