@@ -1,0 +1,138 @@
+/**
+ * Pool bidding: before gate closure of an interval, the agent offers what its forecast leaves
+ * after the deals and demand response already committed in the dispatch ledger: a sell order
+ * at the owner's minimum sell price for a surplus, a buy order at the owner's maximum buy price
+ * for a deficit. One order per interval, signed with the agent key, submitted by the agent.
+ */
+import type { Address, Chain, LocalAccount, PublicClient, Transport } from 'viem';
+import { clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import type { Logger } from '../../chain/logger/index.js';
+import {
+  type GridcellDomain,
+  type Order,
+  signOrder,
+  toSignedOrderArg,
+} from '../../chain/typed-data/index.js';
+import { Side } from '../../chain/units/index.js';
+import type { AgentConfig } from '../config/index.js';
+import type { DispatchLedger } from '../dispatch/index.js';
+import type { TxSender } from '../sender/index.js';
+import type { Forecast } from './forecast.js';
+
+export { createForecast, type Forecast, type IntervalForecast } from './forecast.js';
+
+export interface PoolBid {
+  interval: bigint;
+  order?: Order;
+  transaction?: `0x${string}`;
+  /** Why no order was placed. */
+  skipped?: string;
+}
+
+export interface PoolBidder {
+  /** Bids for `interval` once; later calls return the first result. */
+  bid(interval: bigint): Promise<PoolBid>;
+  bids(): PoolBid[];
+}
+
+export interface CreatePoolBidderParameters {
+  cell: bigint;
+  config: AgentConfig;
+  account: LocalAccount;
+  publicClient: PublicClient<Transport, Chain>;
+  pool: Address;
+  poolDomain: GridcellDomain;
+  intervalSeconds: bigint;
+  gateClosureLead: bigint;
+  forecast: Forecast;
+  ledger: DispatchLedger;
+  tx: TxSender;
+  logger: Logger;
+}
+
+/**
+ * The first interval whose gate is still open at `now` (as `gridcell market` computes it).
+ * @example nextOpenInterval(1000n, 900n, 300n) // 2n
+ */
+export function nextOpenInterval(now: bigint, intervalSeconds: bigint, lead: bigint): bigint {
+  let t = now / intervalSeconds + 1n;
+  while (t * intervalSeconds - lead <= now) t++;
+  return t;
+}
+
+/** Creates the pool bidder of one cell. */
+export function createPoolBidder(parameters: CreatePoolBidderParameters): PoolBidder {
+  const { cell, config, account, publicClient, pool, forecast, ledger, tx, logger } = parameters;
+  const results = new Map<bigint, Promise<PoolBid>>();
+  const settled: PoolBid[] = [];
+
+  async function place(interval: bigint): Promise<PoolBid> {
+    const exportWh = ledger.available(interval, 'export');
+    const importWh = ledger.available(interval, 'import');
+    if (exportWh === 0n && importWh === 0n) return { interval, skipped: 'nothing left to trade' };
+    const side = exportWh > 0n ? Side.Sell : Side.Buy;
+    const energyWh = side === Side.Sell ? exportWh : importWh;
+    // The pool takes one side per cell and interval; the ledger only ever has one side free.
+    ledger.commit({
+      key: `pool:${interval}`,
+      service: 'pool',
+      interval,
+      direction: side === Side.Sell ? 'export' : 'import',
+      wh: energyWh,
+    });
+    try {
+      const position = await publicClient.readContract({
+        address: pool,
+        abi: clearingPoolAbi,
+        functionName: 'positionOf',
+        args: [interval, cell],
+      });
+      let nonce = position.orderCount;
+      while (nonce < 16 && (position.cancelMask & (1 << nonce)) !== 0) nonce++;
+      const order: Order = {
+        cell,
+        interval,
+        side,
+        energyWh,
+        limitPrice: side === Side.Sell ? config.preferences.minSellPrice : config.preferences.maxBuyPrice,
+        nonce,
+        expiry: interval * parameters.intervalSeconds - parameters.gateClosureLead,
+      };
+      const signed = await signOrder(account, parameters.poolDomain, order);
+      const receipt = await tx.send({
+        address: pool,
+        abi: clearingPoolAbi,
+        functionName: 'submitOrders',
+        args: [[toSignedOrderArg(signed)]],
+      });
+      forecast.advance(interval);
+      logger.info('pool order placed', {
+        interval,
+        side: side === Side.Sell ? 'sell' : 'buy',
+        wh: energyWh,
+        limit: order.limitPrice,
+        transaction: receipt.transactionHash,
+      });
+      return { interval, order, transaction: receipt.transactionHash };
+    } catch (error) {
+      ledger.release(`pool:${interval}`);
+      logger.error('pool order failed', { interval, error });
+      return { interval, skipped: `order failed: ${(error as Error).message.split('\n')[0]}` };
+    }
+  }
+
+  return {
+    bid(interval) {
+      let result = results.get(interval);
+      if (!result) {
+        result = place(interval).then((bid) => {
+          settled.push(bid);
+          return bid;
+        });
+        results.set(interval, result);
+      }
+      return result;
+    },
+    bids: () => [...settled],
+  };
+}
