@@ -2,6 +2,7 @@
  * The `gridcell` command line: one entry, a subcommand per part of the platform.
  */
 import { BaseError } from '../chain/errors/index.js';
+import { agentCommand } from './commands/agent.js';
 import { brokerCommand } from './commands/broker.js';
 import { cellsCommand } from './commands/cells.js';
 import { channelCommand } from './commands/channel.js';
@@ -12,6 +13,7 @@ import { keysCommand } from './commands/keys.js';
 import { marketCommand } from './commands/market.js';
 import { oracleCommand } from './commands/oracle.js';
 import { relayerCommand } from './commands/relayer.js';
+import { serveCommand } from './commands/serve.js';
 import { walletCommand } from './commands/wallet.js';
 import type { Io } from './io.js';
 import { UsageError } from './options.js';
@@ -29,7 +31,12 @@ export const commands: Record<string, Command> = {
   oracle: { summary: 'meter oracle: read meters, sign and publish interval readings', run: oracleCommand },
   relayer: { summary: 'settle the pool from signed readings on MQTT', run: relayerCommand },
   broker: { summary: 'the embedded MQTT broker (aedes)', run: brokerCommand },
+  agent: {
+    summary: 'the software agent of a cell: deals, pool bids, services over libp2p',
+    run: agentCommand,
+  },
   indexer: { summary: 'index every gridcell event into SQL (SQLite or PostgreSQL)', run: indexerCommand },
+  serve: { summary: 'the GraphQL API over the index (/graphql, /health, /ready)', run: serveCommand },
 };
 
 const help = `gridcell: transactive energy after IDEA, settled on chain
