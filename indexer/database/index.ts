@@ -88,7 +88,7 @@ function openSqlite(path: string, readonly: boolean): Database {
       try {
         statement = sqlite.prepare(sql);
       } catch (cause) {
-        throw new DatabaseError(`invalid SQL: ${sql}`, { cause });
+        throw new DatabaseError(`cannot prepare SQL (${(cause as Error).message}): ${sql}`, { cause });
       }
       cache.set(sql, statement);
     }
