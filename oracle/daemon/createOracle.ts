@@ -32,7 +32,13 @@ import {
 import type { Boundary, OracleStore } from '../store/oracleStore.js';
 
 export type SourceSpec =
-  | { type: 'modbus'; host: string; port: number; unitId?: number | undefined; timeoutMs?: number | undefined }
+  | {
+      type: 'modbus';
+      host: string;
+      port: number;
+      unitId?: number | undefined;
+      timeoutMs?: number | undefined;
+    }
   | { type: 'mqtt'; topic: string; maxAgeSeconds?: number | undefined };
 
 export interface OracleMeterSpec {
@@ -163,73 +169,27 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
 
   const onTime = (b: { interval: bigint; at: bigint }) => b.at - b.interval * L <= tolerance;
 
-  async function produce(m: MeterRuntime, start: Boundary, end: Boundary, counter: CounterState) {
-    const reading: MeterReading = {
-      meter: m.spec.account.address,
-      cell: m.spec.cell,
-      interval: start.interval,
-      importWh: end.importCumWh - start.importCumWh,
-      exportWh: end.exportCumWh - start.exportCumWh,
-      importCumWh: end.importCumWh,
-      exportCumWh: end.exportCumWh,
-      seq: m.nextSeq,
-    };
-    const signatures = await m.signer.sign(reading);
-    const payload = encodeReadingMessage({
-      v: 1,
-      type: 'reading',
-      chainId: parameters.chainId,
-      reading,
-      signatures,
-      producedAt: Number(end.at),
-    });
-    const topic = topics.reading(zone, m.spec.cell, reading.meter);
-    const stored = store.putReading(
-      { meter: reading.meter, interval: reading.interval, seq: reading.seq, topic, payload },
-      { counter, boundary: end },
-    );
-    if (stored) {
-      m.nextSeq += 1n;
-      metrics.inc('readings_signed', { meter: m.spec.name });
-      logger.info('reading signed', {
-        meter: m.spec.name,
-        interval: reading.interval,
-        seq: reading.seq,
-        importWh: reading.importWh,
-        exportWh: reading.exportWh,
-      });
-    } else {
-      logger.warn('reading already stored, not signed again', {
-        meter: m.spec.name,
-        interval: reading.interval,
-      });
-      store.saveCounter(reading.meter, counter, end);
-    }
+  /** What one meter's sample changes: its state, and the reading it completed, if any. */
+  interface Outcome {
+    m: MeterRuntime;
+    counter: CounterState;
+    boundary: Boundary;
+    reading?: MeterReading;
   }
 
-  async function sample(m: MeterRuntime, now: bigint) {
-    if (!m.source) return;
-    let raw: RawSample;
-    try {
-      raw = await m.source.read(now);
-    } catch (error) {
-      const kind = error instanceof MeterSourceError ? error.kind : 'source';
-      markStale(m, kind, (error as Error).message);
-      return;
-    }
-    metrics.inc('samples', { meter: m.spec.name });
+  function sample(m: MeterRuntime, raw: RawSample): Outcome | undefined {
     let counter: CounterState;
     if (!m.counter) {
       counter = initialCounter(raw.at, raw.importWh, raw.exportWh);
     } else if (raw.at === m.counter.at && m.last) {
-      return; // the same MQTT message again: nothing new
+      return undefined; // the same MQTT message again: nothing new
     } else {
-      const limits: CounterLimits = { ...m.spec.limits, modulus: m.source.modulus };
+      const limits: CounterLimits = { ...m.spec.limits, modulus: m.source?.modulus ?? 1n << 32n };
       const advanced = advanceCounter(m.counter, raw.at, raw.importWh, raw.exportWh, limits);
       if (!advanced.ok) {
         metrics.inc('implausible_samples', { meter: m.spec.name });
         markStale(m, 'implausible', `implausible sample dropped: ${advanced.reason}`);
-        return;
+        return undefined;
       }
       for (const event of advanced.events) {
         if (event.kind === 'normal') continue;
@@ -255,27 +215,120 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
       exportCumWh: counter.exportCumWh,
     };
     const held = m.boundary;
-    if (!held || interval > held.interval) {
-      if (held && interval === held.interval + 1n && onTime(held) && onTime(here)) {
-        await produce(m, held, here, counter);
-      } else if (held) {
-        const missed = interval - held.interval;
-        metrics.inc('intervals_unmeasured', { meter: m.spec.name }, Number(missed));
-        logger.warn('interval(s) without a reading: a boundary was not sampled in time', {
-          meter: m.spec.name,
-          from: held.interval,
-          to: interval - 1n,
-          boundarySampledLateBySeconds: onTime(held) ? here.at - interval * L : held.at - held.interval * L,
-          toleranceSeconds: tolerance,
-        });
-        store.saveCounter(m.spec.account.address, counter, here);
-      } else {
-        store.saveCounter(m.spec.account.address, counter, here);
-      }
-      m.boundary = here;
-    } else {
-      store.saveCounter(m.spec.account.address, counter, held);
+    if (held && interval <= held.interval) return { m, counter, boundary: held };
+    m.boundary = here;
+    if (!held) return { m, counter, boundary: here };
+    if (interval === held.interval + 1n && onTime(held) && onTime(here)) {
+      return {
+        m,
+        counter,
+        boundary: here,
+        reading: {
+          meter: m.spec.account.address,
+          cell: m.spec.cell,
+          interval: held.interval,
+          importWh: here.importCumWh - held.importCumWh,
+          exportWh: here.exportCumWh - held.exportCumWh,
+          importCumWh: here.importCumWh,
+          exportCumWh: here.exportCumWh,
+          seq: m.nextSeq,
+        },
+      };
     }
+    metrics.inc('intervals_unmeasured', { meter: m.spec.name }, Number(interval - held.interval));
+    logger.warn('interval(s) without a reading: a boundary was not sampled in time', {
+      meter: m.spec.name,
+      from: held.interval,
+      to: interval - 1n,
+      boundarySampledLateBySeconds: onTime(held) ? here.at - interval * L : held.at - held.interval * L,
+      toleranceSeconds: tolerance,
+    });
+    return { m, counter, boundary: here };
+  }
+
+  async function read(m: MeterRuntime, now: bigint): Promise<RawSample | undefined> {
+    if (!m.source) return undefined;
+    try {
+      const raw = await m.source.read(now);
+      metrics.inc('samples', { meter: m.spec.name });
+      return raw;
+    } catch (error) {
+      const kind = error instanceof MeterSourceError ? error.kind : 'source';
+      markStale(m, kind, (error as Error).message);
+      return undefined;
+    }
+  }
+
+  /** Reads every meter, signs the readings the round completed, and stores it all at once. */
+  async function round(now: bigint) {
+    const raws = await Promise.all(meters.map((m) => read(m, now)));
+    const outcomes = meters
+      .map((m, i) => {
+        const raw = raws[i];
+        return raw ? sample(m, raw) : undefined;
+      })
+      .filter((o): o is Outcome => o !== undefined);
+    const signed = await Promise.all(
+      outcomes.map(async (o) => {
+        if (!o.reading) return undefined;
+        const signatures = await o.m.signer.sign(o.reading);
+        return {
+          interval: o.reading.interval,
+          seq: o.reading.seq,
+          topic: topics.reading(zone, o.m.spec.cell, o.reading.meter),
+          payload: encodeReadingMessage({
+            v: 1,
+            type: 'reading',
+            chainId: parameters.chainId,
+            reading: o.reading,
+            signatures,
+            producedAt: Number(o.boundary.at),
+          }),
+        };
+      }),
+    );
+    let inserted: boolean[];
+    try {
+      inserted = store.commit(
+        outcomes.map((o, i) => {
+          const reading = signed[i];
+          return {
+            meter: o.m.spec.account.address,
+            counter: o.counter,
+            boundary: o.boundary,
+            ...(reading ? { reading } : {}),
+          };
+        }),
+      );
+    } catch (error) {
+      // Nothing of the round reached the disk: go back to what did, and measure again.
+      for (const o of outcomes) {
+        const saved = store.meter(o.m.spec.account.address);
+        o.m.counter = saved?.counter;
+        o.m.boundary = saved?.boundary;
+      }
+      throw error;
+    }
+    outcomes.forEach((o, i) => {
+      const r = o.reading;
+      if (!r) return;
+      if (inserted[i]) {
+        o.m.nextSeq = r.seq + 1n;
+        metrics.inc('readings_signed', { meter: o.m.spec.name });
+        logger.info('reading signed', {
+          meter: o.m.spec.name,
+          interval: r.interval,
+          seq: r.seq,
+          importWh: r.importWh,
+          exportWh: r.exportWh,
+        });
+      } else {
+        logger.warn('reading already stored, not signed again', {
+          meter: o.m.spec.name,
+          interval: r.interval,
+        });
+      }
+    });
   }
 
   function flush(): Promise<void> {
@@ -310,8 +363,7 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
     if (stopped) return;
     if (ticking) return ticking;
     ticking = (async () => {
-      const now = await clock.now();
-      await Promise.all(meters.map((m) => sample(m, now)));
+      await round(await clock.now());
       void flush();
     })()
       .catch((error: Error) => {

@@ -37,18 +37,24 @@ export interface StoredReading {
   published: boolean;
 }
 
+/** One meter's new state after a sample, with the reading it completed, if any. */
+export interface MeterUpdate {
+  meter: Address;
+  counter: CounterState;
+  boundary: Boundary | undefined;
+  /** A reading to store; the meter's next seq moves past it only if it is new. */
+  reading?: { interval: bigint; seq: bigint; topic: string; payload: string };
+}
+
 export interface OracleStore {
   meter(meter: Address): MeterRecord | undefined;
-  /** Saves a meter's counter state (after every accepted sample). */
-  saveCounter(meter: Address, counter: CounterState, boundary: Boundary | undefined): void;
   /**
-   * Stores a reading and the meter's new state in one transaction.
-   * @returns false when the meter already has a reading for that interval (nothing changes).
+   * Saves a sampling round in one transaction (one disk sync however many meters): each
+   * meter's counter state, and the readings the round completed.
+   * @returns For each update, whether its reading was new (false: a reading of that meter
+   * and interval was already stored, and nothing about it changed).
    */
-  putReading(
-    reading: { meter: Address; interval: bigint; seq: bigint; topic: string; payload: string },
-    next: { counter: CounterState; boundary: Boundary },
-  ): boolean;
+  commit(updates: MeterUpdate[]): boolean[];
   /** Readings not yet acknowledged by the broker, oldest first. */
   unpublished(limit?: number): StoredReading[];
   markPublished(meter: Address, interval: bigint): void;
@@ -145,39 +151,37 @@ export function openOracleStore(path: string): OracleStore {
     };
   }
 
-  const put = db.transaction(
-    (
-      reading: { meter: Address; interval: bigint; seq: bigint; topic: string; payload: string },
-      next: { counter: CounterState; boundary: Boundary },
-    ): boolean => {
-      // Strictly increasing creation order, even within one millisecond.
-      created = Math.max(created + 1, Date.now());
-      const inserted = insertReading.run(
-        key(reading.meter),
-        reading.interval.toString(),
-        reading.seq.toString(),
-        reading.topic,
-        reading.payload,
-        created,
-      );
-      if (inserted.changes === 0) return false;
+  const commit = db.transaction((updates: MeterUpdate[]): boolean[] =>
+    updates.map((u) => {
+      let nextSeq = meter(u.meter)?.nextSeq ?? 1n;
+      let inserted = false;
+      if (u.reading) {
+        // Strictly increasing creation order, even within one millisecond.
+        created = Math.max(created + 1, Date.now());
+        inserted =
+          insertReading.run(
+            key(u.meter),
+            u.reading.interval.toString(),
+            u.reading.seq.toString(),
+            u.reading.topic,
+            u.reading.payload,
+            created,
+          ).changes > 0;
+        if (inserted) nextSeq = u.reading.seq + 1n;
+      }
       upsertMeter.run(
-        key(reading.meter),
-        json(next.counter),
-        json(next.boundary),
-        (reading.seq + 1n).toString(),
+        key(u.meter),
+        json(u.counter),
+        u.boundary ? json(u.boundary) : null,
+        nextSeq.toString(),
       );
-      return true;
-    },
+      return inserted;
+    }),
   );
 
   return {
     meter,
-    saveCounter(m, counter, boundary) {
-      const nextSeq = meter(m)?.nextSeq ?? 1n;
-      upsertMeter.run(key(m), json(counter), boundary ? json(boundary) : null, nextSeq.toString());
-    },
-    putReading: (reading, next) => put(reading, next),
+    commit: (updates) => commit(updates),
     unpublished: (limit = 1000) => selectUnpublished.all(limit).map(toStored),
     markPublished: (m, interval) => {
       setPublished.run(key(m), interval.toString());
