@@ -143,6 +143,29 @@ export function share(amount: number, caps: readonly number[]): number[] {
   return out;
 }
 
+/**
+ * The devices of a topology, in the order their Modbus servers take ports: the router; per
+ * cell its hub, port and meter; then the rectiverters.
+ */
+export function plantDevices(topology: Topology): PlantDevice[] {
+  return [
+    { id: 'router', kind: 'router', range: { min: 0, max: topology.router.ratedW } },
+    ...topology.cells.flatMap((c): PlantDevice[] => [
+      {
+        id: `hub:${c.name}`,
+        kind: 'hub',
+        cell: c.name,
+        range: { min: -c.hub.maxChargeW, max: c.hub.maxDischargeW },
+      },
+      { id: `port:${c.name}`, kind: 'port', cell: c.name, range: { min: -c.maxImportW, max: c.maxExportW } },
+      { id: `meter:${c.name}`, kind: 'meter', cell: c.name },
+    ]),
+    ...topology.dcMesh.links.map(
+      (l): PlantDevice => ({ id: `link:${l.name}`, kind: 'link', range: { min: -l.ratedW, max: l.ratedW } }),
+    ),
+  ];
+}
+
 const clamp = (v: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, v));
 const bmin = (a: bigint, b: bigint) => (a < b ? a : b);
 
@@ -193,22 +216,7 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
     energy.set(id, e);
   }
 
-  const devices: PlantDevice[] = [
-    { id: 'router', kind: 'router', range: { min: 0, max: topology.router.ratedW } },
-    ...cells.flatMap((c): PlantDevice[] => [
-      {
-        id: `hub:${c.name}`,
-        kind: 'hub',
-        cell: c.name,
-        range: { min: -c.hub.maxChargeW, max: c.hub.maxDischargeW },
-      },
-      { id: `port:${c.name}`, kind: 'port', cell: c.name, range: { min: -c.maxImportW, max: c.maxExportW } },
-      { id: `meter:${c.name}`, kind: 'meter', cell: c.name },
-    ]),
-    ...links.map(
-      (l): PlantDevice => ({ id: `link:${l.name}`, kind: 'link', range: { min: -l.ratedW, max: l.ratedW } }),
-    ),
-  ];
+  const devices = plantDevices(topology);
   const controls = new Map<string, Setpoint>();
   for (const d of devices) {
     if (d.range) controls.set(d.id, { enabled: false, watts: 0, revertSeconds: 0, writtenAt: time });

@@ -1,0 +1,213 @@
+import mqtt from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
+import { chainClock } from '../../chain/clock/index.js';
+import { useKit } from '../../chain/test/kit.js';
+import { type Order, signOrder, toSignedOrderArg } from '../../chain/typed-data/index.js';
+import { CellType, Side } from '../../chain/units/index.js';
+import { startMqttBroker } from '../../oracle/broker/index.js';
+import { type PlantServers, startPlantServers } from '../devices/startPlantServers.js';
+import { createPlant } from '../plant/index.js';
+import { createDerClient } from '../sunspec/derClient.js';
+import { loadTopology } from '../topology/index.js';
+import { createGridController, type GridController } from './index.js';
+import { gridRefusalSchema, gridTelemetrySchema } from './messages.js';
+
+const BASE_PORT = 16200; // this file: 16200-16299
+const kit = useKit();
+const L = kit.manifest.pool.intervalSeconds;
+const lead = kit.manifest.pool.gateClosureLead;
+
+const silent = { debug() {}, info() {}, warn() {}, error() {} };
+
+/** Waits for `check` to return a value, polling, until the deadline. */
+async function until<T>(check: () => T | undefined, what: string, ms = 5000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+let broker: Awaited<ReturnType<typeof startMqttBroker>>;
+let subscriber: mqtt.MqttClient;
+let publisher: mqtt.MqttClient;
+const received: { topic: string; payload: unknown }[] = [];
+
+beforeAll(async () => {
+  broker = await startMqttBroker({ port: 0 });
+  subscriber = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
+  await subscriber.subscribeAsync('gridcell/v1/test/grid/#', { qos: 1 });
+  subscriber.on('message', (topic, payload) =>
+    received.push({ topic, payload: JSON.parse(payload.toString()) }),
+  );
+  publisher = await mqtt.connectAsync(broker.url, { protocolVersion: 4 });
+});
+afterAll(async () => {
+  await subscriber?.endAsync();
+  await publisher?.endAsync();
+  await broker?.close();
+});
+
+describe('the grid controller against a real chain, real Modbus devices and a real broker', () => {
+  let servers: PlantServers;
+  let controller: GridController;
+
+  afterAll(async () => {
+    await controller?.close();
+    await servers?.close();
+  });
+
+  it('writes the setpoints of a cleared interval at delivery start, refuses a limit-breaking schedule, refreshes, and the devices revert when it is gone', async () => {
+    const seller = await kit.newCell(CellType.Prosumer);
+    const buyer = await kit.newCell(CellType.Prosumer);
+    const tooBig = await kit.newCell(CellType.Prosumer);
+    const outsider = await kit.newCell(CellType.PassiveConsumer);
+    const topology = structuredClone(loadTopology());
+    topology.zone = 'test';
+    const [p1, p2, p3] = topology.cells;
+    if (!p1 || !p2 || !p3) throw new Error('the default topology has four cells');
+    p1.cellId = String(seller.id);
+    p2.cellId = String(buyer.id);
+    p3.cellId = String(tooBig.id);
+    p3.maxExportW = 2000; // 1000 Wh in 15 minutes is 4000 W: beyond it
+
+    const clock = chainClock(kit.publicClient);
+    const plant = await createPlant({ topology, clock, seed: 9 });
+    servers = await startPlantServers({ plant, basePort: BASE_PORT });
+    controller = createGridController({
+      topology,
+      manifest: kit.manifest,
+      publicClient: kit.publicClient,
+      endpoint: (id) => servers.address(id),
+      clock,
+      logger: silent,
+      mqtt: publisher,
+      confirmations: 1,
+      revertSeconds: 60,
+      refreshSeconds: 20,
+      fromBlock: await kit.publicClient.getBlockNumber(),
+    });
+
+    // Orders for t, gate closure, clearing.
+    const t = (await kit.chainTime()) / L + 2n;
+    const order = (
+      cell: typeof seller,
+      side: Side,
+      limitPrice: bigint,
+    ): { cell: typeof seller; order: Order } => ({
+      cell,
+      order: { cell: cell.id, interval: t, side, energyWh: 1000n, limitPrice, nonce: 0, expiry: t * L },
+    });
+    const book = [
+      order(seller, Side.Sell, 100_000n),
+      order(buyer, Side.Buy, 200_000n),
+      order(tooBig, Side.Sell, 100_000n),
+      order(outsider, Side.Buy, 200_000n),
+    ];
+    const signed = await Promise.all(
+      book.map(({ cell, order }) => signOrder(cell.agent, kit.poolDomain, order)),
+    );
+    const relayer = await kit.freshAccount();
+    await kit.write(relayer, {
+      address: kit.manifest.contracts.pool,
+      abi: clearingPoolAbi,
+      functionName: 'submitOrders',
+      args: [signed.map(toSignedOrderArg)],
+    });
+    await kit.setChainTime(t * L - lead);
+    const quote = quoteClearing(book.map((b) => b.order));
+    await kit.write(relayer, {
+      address: kit.manifest.contracts.pool,
+      abi: clearingPoolAbi,
+      functionName: 'clear',
+      args: [t, quote.priceLow, quote.priceHigh, book.map((b) => b.order)],
+    });
+
+    // Before delivery: the clearing is not confirmed yet (one block), so nothing is planned.
+    await controller.tick();
+    expect(controller.plan(t)).toBeUndefined();
+    await kit.setChainTime(t * L - lead + 10n); // one more block: the clearing is confirmed
+    const before = await controller.tick();
+    expect(before.interval).toBe(t - 1n);
+    const plan = controller.plan(t);
+    expect(plan?.ports.map((p) => p.watts)).toEqual([4000, -4000, 0, 0]);
+    // The refusal is out before delivery starts, naming the trade and the limit.
+    const refusal = await until(
+      () => received.find((m) => m.topic === 'gridcell/v1/test/grid/refusal')?.payload,
+      'the refusal on MQTT',
+    );
+    const parsed = gridRefusalSchema.parse(refusal);
+    expect(parsed.code).toBe('CellLimit');
+    expect(parsed.trade).toEqual({
+      kind: 'pool',
+      interval: t,
+      cell: tooBig.id,
+      side: 'sell',
+      energyWh: 1000n,
+    });
+    expect(parsed.reason).toBe(
+      `cell ${tooBig.id} (prosumer-3) is scheduled to export 4000 W, its limit is 2000 W`,
+    );
+    const reserve = await until(
+      () => received.find((m) => m.topic === 'gridcell/v1/test/grid/reserve')?.payload,
+      'the reserve request on MQTT',
+    );
+    expect(reserve).toMatchObject({
+      interval: String(t + 1n),
+      side: 'buy',
+      energyWh: '1000',
+      cell: String(tooBig.id),
+    });
+    const port1 = createDerClient({ ...servers.address('port:prosumer-1') });
+    const port3 = createDerClient({ ...servers.address('port:prosumer-3') });
+    const router = createDerClient({ ...servers.address('router') });
+    try {
+      expect((await port1.read()).setpoint?.watts).toBe(0); // t - 1 had nothing for it
+
+      // Delivery starts: the setpoints of t are written and read back.
+      await kit.setChainTime(t * L);
+      const start = await controller.tick();
+      expect(start).toMatchObject({ interval: t, wrote: 'setpoints', failures: [] });
+      expect((await port1.read()).setpoint).toEqual({
+        enabled: true,
+        watts: 4000,
+        revertSeconds: 60,
+        remainingSeconds: 60,
+      });
+      expect((await createDerClient({ ...servers.address('port:prosumer-2') }).read()).setpoint?.watts).toBe(
+        -4000,
+      );
+      expect((await port3.read()).setpoint?.watts).toBe(0); // refused: not written
+      expect((await router.read()).limit).toMatchObject({ enabled: true, percent: 80 });
+      const telemetry = await until(
+        () =>
+          received.find(
+            (m) =>
+              m.topic === 'gridcell/v1/test/grid/telemetry/port:prosumer-1' &&
+              (m.payload as { interval: string }).interval === String(t),
+          )?.payload,
+        'telemetry of port:prosumer-1',
+      );
+      expect(gridTelemetrySchema.parse(telemetry)).toMatchObject({ wanted: 4000, confirmed: true });
+
+      // The heartbeat refreshes the revert timers.
+      await kit.setChainTime(t * L + 30n);
+      expect((await port1.read()).setpoint?.remainingSeconds).toBe(30);
+      expect((await controller.tick()).wrote).toBe('refresh');
+      expect((await port1.read()).setpoint?.remainingSeconds).toBe(60);
+
+      // The controller is lost: the devices fall back on their own.
+      await controller.close();
+      await kit.setChainTime(t * L + 30n + 61n);
+      expect((await port1.read()).setpoint?.enabled).toBe(false);
+      expect((await router.read()).limit?.enabled).toBe(false);
+      expect(plant.state().cells[0]?.portW).toBe(0);
+    } finally {
+      await Promise.all([port1.close(), port3.close(), router.close()]);
+    }
+  });
+});
