@@ -43,8 +43,18 @@ export class ModbusReadError extends BaseError {
 }
 
 export interface SunSpecClientParameters {
-  host: string;
-  port: number;
+  /** Modbus TCP: the device's host and port. */
+  host?: string | undefined;
+  port?: number | undefined;
+  /** Modbus RTU instead of TCP: a serial port (8 data bits, no parity, 1 stop bit by default). */
+  serial?:
+    | {
+        path: string;
+        baudRate: number;
+        parity?: 'none' | 'even' | 'odd' | undefined;
+        stopBits?: 1 | 2 | undefined;
+      }
+    | undefined;
   unitId?: number;
   /** Per-request timeout, ms (modbus-serial has none by default). */
   timeoutMs?: number;
@@ -66,13 +76,25 @@ const ModbusRTU = modbusSerial as unknown as typeof ModbusRTUClass;
 const METER_MODELS = new Set([201, 202, 203, 204]);
 
 export async function connectSunSpec(parameters: SunSpecClientParameters): Promise<SunSpecClient> {
-  const where = `${parameters.host}:${parameters.port} unit ${parameters.unitId ?? 1}`;
+  const { serial, host, port } = parameters;
+  const device = serial ? `${serial.path} (RTU, ${serial.baudRate} baud)` : `${host}:${port}`;
+  const where = `${device} unit ${parameters.unitId ?? 1}`;
   const client = new ModbusRTU();
   try {
-    await client.connectTCP(parameters.host, { port: parameters.port });
+    if (serial) {
+      await client.connectRTUBuffered(serial.path, {
+        baudRate: serial.baudRate,
+        dataBits: 8,
+        parity: serial.parity ?? 'none',
+        stopBits: serial.stopBits ?? 1,
+      });
+    } else {
+      if (!host || !port) throw new Error('give host and port (TCP) or a serial port (RTU)');
+      await client.connectTCP(host, { port });
+    }
   } catch (cause) {
     throw new ModbusReadError(
-      `cannot connect to the Modbus device at ${parameters.host}:${parameters.port}`,
+      `cannot connect to the Modbus device at ${device}: ${(cause as Error).message}`,
       {
         cause,
       },

@@ -19,6 +19,15 @@ const sourceSchema = z.discriminatedUnion('type', [
     timeoutMs: z.number().int().positive().optional(),
   }),
   z.object({
+    type: z.literal('modbus-rtu'),
+    /** The serial device, e.g. /dev/ttyUSB0. */
+    path: z.string().min(1),
+    baudRate: z.number().int().positive().default(9600),
+    parity: z.enum(['none', 'even', 'odd']).optional(),
+    unitId: z.number().int().min(0).max(247).optional(),
+    timeoutMs: z.number().int().positive().optional(),
+  }),
+  z.object({
     type: z.literal('mqtt'),
     /** The `{source}` of `gridcell/v1/{zone}/meter-input/{source}`. */
     topic: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, dots, dashes, underscores'),

@@ -39,6 +39,14 @@ export type SourceSpec =
       unitId?: number | undefined;
       timeoutMs?: number | undefined;
     }
+  | {
+      type: 'modbus-rtu';
+      path: string;
+      baudRate: number;
+      parity?: 'none' | 'even' | 'odd' | undefined;
+      unitId?: number | undefined;
+      timeoutMs?: number | undefined;
+    }
   | { type: 'mqtt'; topic: string; maxAgeSeconds?: number | undefined };
 
 export interface OracleMeterSpec {
@@ -476,15 +484,21 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
         m.source =
           spec.type === 'modbus'
             ? modbusSource(spec)
-            : await mqttSource({
-                client,
-                topic: topics.meterInput(zone, spec.topic),
-                ...(spec.maxAgeSeconds !== undefined ? { maxAgeSeconds: spec.maxAgeSeconds } : {}),
-                onMalformed: (reason, topic) => {
-                  metrics.inc('malformed_input', { meter: m.spec.name });
-                  logger.warn('malformed meter message refused', { meter: m.spec.name, topic, reason });
-                },
-              });
+            : spec.type === 'modbus-rtu'
+              ? modbusSource({
+                  serial: { path: spec.path, baudRate: spec.baudRate, parity: spec.parity },
+                  unitId: spec.unitId,
+                  timeoutMs: spec.timeoutMs,
+                })
+              : await mqttSource({
+                  client,
+                  topic: topics.meterInput(zone, spec.topic),
+                  ...(spec.maxAgeSeconds !== undefined ? { maxAgeSeconds: spec.maxAgeSeconds } : {}),
+                  onMalformed: (reason, topic) => {
+                    metrics.inc('malformed_input', { meter: m.spec.name });
+                    logger.warn('malformed meter message refused', { meter: m.spec.name, topic, reason });
+                  },
+                });
         logger.info('meter configured', {
           meter: m.spec.name,
           address: m.spec.account.address,

@@ -38,8 +38,10 @@ export class MeterSourceError extends BaseError {
 }
 
 export interface ModbusSourceParameters {
-  host: string;
-  port: number;
+  host?: string | undefined;
+  port?: number | undefined;
+  /** Modbus RTU over a serial port instead of TCP. */
+  serial?: { path: string; baudRate: number; parity?: 'none' | 'even' | 'odd' | undefined } | undefined;
   unitId?: number | undefined;
   timeoutMs?: number | undefined;
 }
@@ -50,7 +52,9 @@ export interface ModbusSourceParameters {
  * soon as it answers again.
  */
 export function modbusSource(parameters: ModbusSourceParameters): MeterSource {
-  const describe = `modbus ${parameters.host}:${parameters.port} unit ${parameters.unitId ?? 1}`;
+  const describe = parameters.serial
+    ? `modbus rtu ${parameters.serial.path} unit ${parameters.unitId ?? 1}`
+    : `modbus ${parameters.host}:${parameters.port} unit ${parameters.unitId ?? 1}`;
   let client: SunSpecClient | undefined;
   let connecting: Promise<SunSpecClient> | undefined;
 
@@ -59,6 +63,7 @@ export function modbusSource(parameters: ModbusSourceParameters): MeterSource {
     connecting ??= connectSunSpec({
       host: parameters.host,
       port: parameters.port,
+      serial: parameters.serial,
       unitId: parameters.unitId ?? 1,
       timeoutMs: parameters.timeoutMs ?? 2000,
     }).finally(() => {
