@@ -8,6 +8,7 @@ import { cellsCommand } from './commands/cells.js';
 import { channelCommand } from './commands/channel.js';
 import { deployCommand } from './commands/deploy.js';
 import { devnetCommand } from './commands/devnet.js';
+import { gridCommand } from './commands/grid.js';
 import { indexerCommand } from './commands/indexer.js';
 import { keysCommand } from './commands/keys.js';
 import { marketCommand } from './commands/market.js';
@@ -37,6 +38,7 @@ export const commands: Record<string, Command> = {
   },
   indexer: { summary: 'index every gridcell event into SQL (SQLite or PostgreSQL)', run: indexerCommand },
   serve: { summary: 'the GraphQL API over the index (/graphql, /health, /ready)', run: serveCommand },
+  grid: { summary: 'the Neural Grid controller: schedules to setpoints over Modbus', run: gridCommand },
 };
 
 const help = `gridcell: transactive energy after IDEA, settled on chain
