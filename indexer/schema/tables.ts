@@ -47,7 +47,7 @@ export const events = sqliteTable(
 export const undoLog = sqliteTable(
   'undo_log',
   {
-    id: integer('id').primaryKey(),
+    id: integer('id').primaryKey({ autoIncrement: true }),
     blockNumber: integer('block_number').notNull(),
     tableName: text('table_name').notNull(),
     rowKey: text('row_key').notNull(),

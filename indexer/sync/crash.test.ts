@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { useKit } from '../../chain/test/kit.js';
 import { type Database, openDatabase } from '../database/index.js';
 import { silentLogger } from '../logger.js';
+import { reportSkippedPostgres, testBackends } from '../test/backends.js';
 import {
   chainEventKeys,
   databaseEventKeys,
@@ -20,10 +21,13 @@ const kit = useKit();
 const dir = mkdtempSync(join(tmpdir(), 'gridcell-crash-'));
 const children: ChildProcess[] = [];
 const toClose: Database[] = [];
+const backends = testBackends(dir);
+reportSkippedPostgres();
 
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   for (const db of toClose) await db.close();
+  for (const b of backends) await b.cleanup();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -63,8 +67,9 @@ async function checkpointOf(db: Database): Promise<number | undefined> {
   return row ? Number(row.block_number) : undefined;
 }
 
-describe('gridcell indexer after kill -9', () => {
-  it('resumes exactly at its checkpoint: no event missing, none twice', async () => {
+describe.each(backends)('gridcell indexer after kill -9 ($name)', (backend) => {
+  const test = backend.available ? it : it.skip;
+  test('resumes exactly at its checkpoint: no event missing, none twice', async () => {
     const testClient = testClientFor(kit);
     // A long chain with events spread along it, so the kill lands mid-backfill.
     for (let i = 0; i < 3; i++) {
@@ -73,11 +78,23 @@ describe('gridcell indexer after kill -9', () => {
     }
     const head = Number(await kit.publicClient.getBlockNumber({ cacheTime: 0 }));
     const start = Number(kit.manifest.deploymentBlock);
-    const file = join(dir, 'crash.sqlite');
+    const file = await backend.url('crash');
 
     const first = startChild(file);
-    await waitFor('the database file', () => existsSync(file));
-    const reader = await openDatabase({ url: file, readonly: true });
+    const reader = await waitFor('the database', async () => {
+      if (backend.name === 'sqlite' && !existsSync(file)) return undefined;
+      const db = await openDatabase({ url: file, readonly: true });
+      const tables = await db.all(
+        backend.name === 'sqlite'
+          ? `SELECT name FROM sqlite_master WHERE name = 'checkpoint'`
+          : `SELECT tablename FROM pg_tables WHERE tablename = 'checkpoint'`,
+      );
+      if (tables.length === 0) {
+        await db.close();
+        return undefined;
+      }
+      return db;
+    });
     toClose.push(reader);
     const killedAt = await waitFor(
       'a quarter of the backfill',
@@ -110,7 +127,7 @@ describe('gridcell indexer after kill -9', () => {
     expect(await databaseEventKeys(reader)).toEqual(await chainEventKeys(kit, BigInt(indexedHead)));
 
     // The same derived state as one uninterrupted run.
-    const reference = await openDatabase({ url: join(dir, 'reference.sqlite') });
+    const reference = await openDatabase({ url: await backend.url('reference') });
     toClose.push(reference);
     const indexer = createIndexer({
       publicClient: kit.publicClient,

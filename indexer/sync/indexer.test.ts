@@ -1,12 +1,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cellRegistryAbi, clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
 import { useKit } from '../../chain/test/kit.js';
 import { CellType } from '../../chain/units/index.js';
 import { type Database, openDatabase } from '../database/index.js';
 import { silentLogger } from '../logger.js';
+import { reportSkippedPostgres, testBackends } from '../test/backends.js';
 import {
   chainEventKeys,
   databaseEventKeys,
@@ -21,17 +22,23 @@ import { createIndexer, type Indexer } from './index.js';
 const kit = useKit();
 const dir = mkdtempSync(join(tmpdir(), 'gridcell-indexer-'));
 const opened: { db: Database; indexer?: Indexer }[] = [];
+const backends = testBackends(dir);
+reportSkippedPostgres();
 
 afterAll(async () => {
   for (const o of opened) {
     await o.indexer?.stop();
     await o.db.close();
   }
+  for (const b of backends) await b.cleanup();
   rmSync(dir, { recursive: true, force: true });
 });
 
+let backend = backends[0];
+
 async function startIndexer(name: string, finalityDepth: number) {
-  const db = await openDatabase({ url: join(dir, `${name}.sqlite`) });
+  if (!backend) throw new Error('no backend');
+  const db = await openDatabase({ url: await backend.url(name) });
   const indexer = createIndexer({
     publicClient: kit.publicClient,
     manifest: kit.manifest,
@@ -49,7 +56,9 @@ async function startIndexer(name: string, finalityDepth: number) {
 async function caughtUp(indexer: Indexer, db: Database) {
   const head = await kit.publicClient.getBlock({ blockTag: 'latest' });
   await waitFor(`indexing up to block ${head.number}`, async () => {
-    if (indexer.status().indexedBlock !== Number(head.number)) return false;
+    const status = indexer.status();
+    if (status.error) throw new Error(`indexer: ${status.error}`);
+    if (status.indexedBlock !== Number(head.number)) return false;
     const [row] = await db.all<{ block_hash: string }>('SELECT "block_hash" FROM "checkpoint"');
     return row?.block_hash === head.hash;
   });
@@ -64,8 +73,14 @@ async function reference(name: string) {
   return fresh.db;
 }
 
-describe('indexer on a real anvil (SQLite)', () => {
-  it('backfills the past, follows the head, and derives cells, orders, intervals and settlements', async () => {
+describe.each(backends)('indexer on a real anvil ($name)', (b) => {
+  beforeAll(() => {
+    backend = b;
+  });
+  // Without a PostgreSQL server its tests show as skipped (the reason is printed above).
+  const test = b.available ? it : it.skip;
+
+  test('backfills the past, follows the head, and derives cells, orders, intervals and settlements', async () => {
     const before = await runInterval(kit);
     const { db, indexer } = await startIndexer('follow', 3);
     await caughtUp(indexer, db);
@@ -112,7 +127,7 @@ describe('indexer on a real anvil (SQLite)', () => {
     expect(await dumpDerived(db)).toEqual(await dumpDerived(await reference('follow-reference')));
   });
 
-  it('rolls back and replays when the chain reorganises (anvil snapshot and revert)', async () => {
+  test('rolls back and replays when the chain reorganises (anvil snapshot and revert)', async () => {
     const { db, indexer } = await startIndexer('reorg', 64);
     await caughtUp(indexer, db);
     const testClient = testClientFor(kit);
@@ -153,7 +168,7 @@ describe('indexer on a real anvil (SQLite)', () => {
     expect(Number(undo?.n)).toBeGreaterThan(0);
   });
 
-  it('resumes from its checkpoint after a stop, with nothing missing or doubled', async () => {
+  test('resumes from its checkpoint after a stop, with nothing missing or doubled', async () => {
     const first = await startIndexer('resume', 2);
     await caughtUp(first.indexer, first.db);
     await first.indexer.stop();
