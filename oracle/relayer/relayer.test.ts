@@ -3,18 +3,33 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterEach, describe, expect, it } from 'vitest';
-import { cellWalletsAbi, clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { cellWalletsAbi, clearingPoolAbi, debtChannelsAbi } from '../../chain/abi/contracts.generated.js';
 import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
 import { createGridcellClients } from '../../chain/client/index.js';
 import { chainClock } from '../../chain/clock/index.js';
 import { createLogger, silentLogger } from '../../chain/logger/index.js';
 import { useKit } from '../../chain/test/kit.js';
-import { type Order, signMeterReading, signOrder, toSignedOrderArg } from '../../chain/typed-data/index.js';
+import {
+  channelId,
+  type Deal,
+  type Order,
+  signDeal,
+  signMeterReading,
+  signOrder,
+  toChannelSignature,
+  toSignedOrderArg,
+} from '../../chain/typed-data/index.js';
 import { CellType, Side } from '../../chain/units/index.js';
 import { startSunSpecMeterServer } from '../../grid/devices/sunspecMeterServer.js';
 import { startMqttBroker } from '../broker/index.js';
 import { createOracle } from '../daemon/createOracle.js';
-import { encodeReadingMessage, topics } from '../messages/index.js';
+import {
+  type EvidenceMessage,
+  encodeReadingMessage,
+  evidenceMessageSchema,
+  parsePayload,
+  topics,
+} from '../messages/index.js';
 import { createMetrics } from '../metrics/index.js';
 import { openOracleStore } from '../store/oracleStore.js';
 import { createRelayer } from './createRelayer.js';
@@ -262,6 +277,101 @@ describe('settlement relayer: readings from MQTT to money on chain', () => {
     await second.relayer.round();
     expect(await kit.publicClient.getTransactionCount({ address: relayWallet.account.address })).toBe(nonce);
     expect(second.relayer.status().readings).toEqual({ settled: 2 });
+  });
+
+  it('hands a channel seller the earliest and latest readings, which redeem on chain by the evidence path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridcell-relayer-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const [seller, buyer] = await Promise.all([
+      kit.newCell(CellType.Prosumer),
+      kit.newCell(CellType.PassiveConsumer),
+    ]);
+    const now = await kit.chainTime();
+    const first = now / L + 2n;
+    const deal: Deal = {
+      buyerCell: buyer.id,
+      sellerCell: seller.id,
+      sellerMeter: seller.meter.address,
+      pricePerKWh: 200_000n,
+      maxWhPerInterval: 2000n,
+      firstInterval: first,
+      lastInterval: first + 3n,
+      collateral: 1_600_000n,
+      expiry: now + 3600n,
+      salt: 7n,
+    };
+    const [b, s] = await Promise.all([
+      signDeal(buyer.agent, kit.channelsDomain, deal),
+      signDeal(seller.agent, kit.channelsDomain, deal),
+    ]);
+    const channels = { address: contracts.channels, abi: debtChannelsAbi } as const;
+    await kit.write(await kit.freshAccount(), {
+      ...channels,
+      functionName: 'open',
+      args: [deal, toChannelSignature(b.signature), toChannelSignature(s.signature)],
+    });
+    const id = channelId(kit.channelsDomain, deal);
+
+    const broker = await startMqttBroker({ port: 0 });
+    cleanups.push(() => broker.close());
+    const { relayer, metrics } = relayerFor({ dir, mqttUrl: broker.url, walletClient: await walletOf() });
+    await relayer.start();
+    cleanups.push(() => relayer.stop());
+    const client = await mqtt.connectAsync(broker.url);
+    cleanups.push(() => client.endAsync(true));
+    let evidence: EvidenceMessage | undefined;
+    client.on('message', (_topic, payload) => {
+      const parsed = parsePayload(evidenceMessageSchema, payload);
+      if (parsed.ok) evidence = parsed.value;
+    });
+    await client.subscribeAsync(topics.channelEvidence('z1', id), { qos: 1 });
+
+    // The meter counted 10,000 Wh before the deal, then 1500 and 2500 Wh in its first two intervals.
+    const readings = [
+      { interval: first, exportWh: 1500n, exportCumWh: 11_500n, seq: 1n },
+      { interval: first + 1n, exportWh: 2500n, exportCumWh: 14_000n, seq: 2n },
+    ];
+    for (const r of readings) {
+      const reading = { meter: seller.meter.address, cell: seller.id, importWh: 0n, importCumWh: 0n, ...r };
+      await client.publishAsync(
+        topics.reading('z1', seller.id, seller.meter.address),
+        encodeReadingMessage({
+          v: 1,
+          type: 'reading',
+          chainId: kit.manifest.chainId,
+          reading,
+          signatures: {
+            pool: (await signMeterReading(seller.meter, kit.poolDomain, reading)).signature,
+            channels: (await signMeterReading(seller.meter, kit.channelsDomain, reading)).signature,
+          },
+          producedAt: 0,
+        }),
+        { qos: 1 },
+      );
+    }
+    const proof = await waitFor(
+      'evidence with both readings',
+      () => evidence?.readings.length === 2 && evidence,
+    );
+    expect(proof.readings.map((m) => m.reading.interval)).toEqual([first, first + 1n]);
+    expect(metrics.get('evidence_published')).toBe(2);
+
+    await kit.setChainTime((first + 2n) * L);
+    await kit.write(await kit.freshAccount(), {
+      ...channels,
+      functionName: 'redeemWithReadings',
+      args: [
+        deal,
+        proof.readings.map((m) => ({
+          reading: m.reading,
+          r: m.signatures.channels.r,
+          vs: m.signatures.channels.vs,
+        })),
+      ],
+    });
+    const state = await kit.publicClient.readContract({ ...channels, functionName: 'channelOf', args: [id] });
+    // min(metered 4000 Wh, contracted 2 x 2000 Wh) x 0.20/kWh
+    expect(state.owed).toBe(800_000n);
   });
 
   it("error: a reading signed by a key that is not the cell's meter, or malformed, is refused and counted", async () => {
