@@ -6,6 +6,7 @@ import { agentCommand } from './commands/agent.js';
 import { brokerCommand } from './commands/broker.js';
 import { cellsCommand } from './commands/cells.js';
 import { channelCommand } from './commands/channel.js';
+import { demoCommand } from './commands/demo.js';
 import { deployCommand } from './commands/deploy.js';
 import { devnetCommand } from './commands/devnet.js';
 import { gridCommand } from './commands/grid.js';
@@ -22,6 +23,7 @@ import { UsageError } from './options.js';
 type Command = { summary: string; run: (argv: string[], io: Io) => Promise<void> };
 
 export const commands: Record<string, Command> = {
+  demo: { summary: 'the IDEA demonstration complex end to end, with a live dashboard', run: demoCommand },
   devnet: { summary: 'start a local chain (anvil) with gridcell deployed', run: devnetCommand },
   deploy: { summary: 'deploy gridcell to any EVM chain', run: deployCommand },
   keys: { summary: 'create, import and list encrypted keys', run: keysCommand },
