@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
@@ -72,13 +73,14 @@ function relayerFor(parameters: {
   dir: string;
   mqttUrl: string;
   walletClient: Awaited<ReturnType<typeof walletOf>>;
+  publicClient?: typeof kit.publicClient;
 }) {
   const metrics = createMetrics('gridcell_relayer');
   const relayer = createRelayer({
     id: 'test',
     zone: 'z1',
     manifest: kit.manifest,
-    publicClient: kit.publicClient,
+    publicClient: parameters.publicClient ?? kit.publicClient,
     walletClient: parameters.walletClient,
     poolDomain: kit.poolDomain,
     channelsDomain: kit.channelsDomain,
@@ -92,56 +94,54 @@ function relayerFor(parameters: {
   return { relayer, metrics };
 }
 
+/** Two fresh cells with matching orders for an interval two ahead, cleared at gate closure. */
+async function clearedInterval(energyWh: bigint) {
+  const seller = await kit.newCell(CellType.Prosumer);
+  const buyer = await kit.newCell(CellType.PassiveConsumer);
+  const t = (await kit.chainTime()) / L + 2n;
+  const orders: Order[] = [
+    {
+      cell: seller.id,
+      interval: t,
+      side: Side.Sell,
+      energyWh,
+      limitPrice: 100_000n,
+      nonce: 0,
+      expiry: t * L,
+    },
+    { cell: buyer.id, interval: t, side: Side.Buy, energyWh, limitPrice: 200_000n, nonce: 0, expiry: t * L },
+  ];
+  const signed = await Promise.all([
+    signOrder(seller.agent, kit.poolDomain, orders[0] as Order),
+    signOrder(buyer.agent, kit.poolDomain, orders[1] as Order),
+  ]);
+  const anyone = await walletOf();
+  await kit.publicClient.waitForTransactionReceipt({
+    hash: await anyone.writeContract({
+      address: contracts.pool,
+      abi: clearingPoolAbi,
+      functionName: 'submitOrders',
+      args: [signed.map(toSignedOrderArg)],
+    }),
+  });
+  await kit.setChainTime(t * L - lead);
+  const quote = quoteClearing(orders);
+  await kit.publicClient.waitForTransactionReceipt({
+    hash: await anyone.writeContract({
+      address: contracts.pool,
+      abi: clearingPoolAbi,
+      functionName: 'clear',
+      args: [t, quote.priceLow, quote.priceHigh, orders],
+    }),
+  });
+  return { seller, buyer, t };
+}
+
 describe('settlement relayer: readings from MQTT to money on chain', () => {
   it('settles an interval from meters read over Modbus, claims it, and submits nothing twice after a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gridcell-relayer-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const seller = await kit.newCell(CellType.Prosumer);
-    const buyer = await kit.newCell(CellType.PassiveConsumer);
-    const t = (await kit.chainTime()) / L + 2n;
-    const orders: Order[] = [
-      {
-        cell: seller.id,
-        interval: t,
-        side: Side.Sell,
-        energyWh: 500n,
-        limitPrice: 100_000n,
-        nonce: 0,
-        expiry: t * L,
-      },
-      {
-        cell: buyer.id,
-        interval: t,
-        side: Side.Buy,
-        energyWh: 500n,
-        limitPrice: 200_000n,
-        nonce: 0,
-        expiry: t * L,
-      },
-    ];
-    const signed = [
-      await signOrder(seller.agent, kit.poolDomain, orders[0] as Order),
-      await signOrder(buyer.agent, kit.poolDomain, orders[1] as Order),
-    ];
-    const anyone = await walletOf();
-    await kit.publicClient.waitForTransactionReceipt({
-      hash: await anyone.writeContract({
-        address: contracts.pool,
-        abi: clearingPoolAbi,
-        functionName: 'submitOrders',
-        args: [signed.map(toSignedOrderArg)],
-      }),
-    });
-    await kit.setChainTime(t * L - lead);
-    const quote = quoteClearing(orders);
-    await kit.publicClient.waitForTransactionReceipt({
-      hash: await anyone.writeContract({
-        address: contracts.pool,
-        abi: clearingPoolAbi,
-        functionName: 'clear',
-        args: [t, quote.priceLow, quote.priceHigh, orders],
-      }),
-    });
+    const { seller, buyer, t } = await clearedInterval(500n);
     const price = (
       await kit.publicClient.readContract({
         address: contracts.pool,
@@ -372,6 +372,108 @@ describe('settlement relayer: readings from MQTT to money on chain', () => {
     const state = await kit.publicClient.readContract({ ...channels, functionName: 'channelOf', args: [id] });
     // min(metered 4000 Wh, contracted 2 x 2000 Wh) x 0.20/kWh
     expect(state.owed).toBe(800_000n);
+  });
+
+  it('keeps readings through an RPC outage and settles them when the node answers again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gridcell-relayer-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const { seller, buyer, t } = await clearedInterval(400n);
+    // A proxy in front of anvil that can be switched off: the node "goes away" and comes back.
+    let down = false;
+    const proxy = createServer(async (request, response) => {
+      if (down) {
+        request.socket.destroy();
+        return;
+      }
+      const body = await new Promise<string>((resolve) => {
+        let data = '';
+        request.on('data', (c: Buffer) => {
+          data += c.toString();
+        });
+        request.on('end', () => resolve(data));
+      });
+      const answer = await fetch(kit.rpcUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body,
+      });
+      response.writeHead(answer.status, { 'content-type': 'application/json' });
+      response.end(await answer.text());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', () => resolve()));
+    cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+    const address = proxy.address();
+    const rpcUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
+    const account = await kit.freshAccount();
+    const viaProxy = createGridcellClients({
+      manifest: kit.manifest,
+      rpcUrl,
+      account,
+      pollingIntervalMs: 20,
+    });
+    if (!viaProxy.walletClient) throw new Error('no wallet client');
+
+    const broker = await startMqttBroker({ port: 0 });
+    cleanups.push(() => broker.close());
+    const { relayer, metrics } = relayerFor({
+      dir,
+      mqttUrl: broker.url,
+      walletClient: viaProxy.walletClient,
+      publicClient: viaProxy.publicClient,
+    });
+    await relayer.start();
+    cleanups.push(() => relayer.stop());
+    const client = await mqtt.connectAsync(broker.url);
+    cleanups.push(() => client.endAsync(true));
+    await kit.setChainTime((t + 1n) * L + 1n);
+    for (const [cell, importWh, exportWh] of [
+      [seller, 0n, 400n],
+      [buyer, 400n, 0n],
+    ] as const) {
+      const reading = {
+        meter: cell.meter.address,
+        cell: cell.id,
+        interval: t,
+        importWh,
+        exportWh,
+        importCumWh: importWh,
+        exportCumWh: exportWh,
+        seq: 1n,
+      };
+      await client.publishAsync(
+        topics.reading('z1', cell.id, cell.meter.address),
+        encodeReadingMessage({
+          v: 1,
+          type: 'reading',
+          chainId: kit.manifest.chainId,
+          reading,
+          signatures: {
+            pool: (await signMeterReading(cell.meter, kit.poolDomain, reading)).signature,
+            channels: (await signMeterReading(cell.meter, kit.channelsDomain, reading)).signature,
+          },
+          producedAt: 0,
+        }),
+        { qos: 1 },
+      );
+    }
+    await waitFor('both readings taken', () => relayer.received() === 2);
+
+    down = true;
+    await relayer.round();
+    expect(metrics.get('round_failures')).toBe(1);
+    expect(relayer.status().readings).toEqual({ pending: 2 });
+
+    down = false;
+    await relayer.round();
+    expect(relayer.status().readings).toEqual({ settled: 2 });
+    expect(metrics.get('claim_transactions')).toBe(1);
+    const p = await kit.publicClient.readContract({
+      address: contracts.pool,
+      abi: clearingPoolAbi,
+      functionName: 'positionOf',
+      args: [t, seller.id],
+    });
+    expect(p.deliveredWh).toBe(400);
   });
 
   it("error: a reading signed by a key that is not the cell's meter, or malformed, is refused and counted", async () => {
