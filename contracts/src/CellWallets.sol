@@ -188,19 +188,31 @@ contract CellWallets is ICellWallets {
     }
 
     /// @inheritdoc ICellWallets
-    function payFromMarket(uint256 cellId, uint256 amount) external onlyMarket {
-        Market storage m = _markets[msg.sender];
-        uint256 held = m.balance;
-        if (held < amount) revert WalletMarketUnderfunded(msg.sender, held, amount);
-        // amount <= held, checked.
-        unchecked {
-            m.balance = uint248(held - amount);
-        }
+    function payFromMarket(uint256 cellId, uint256 amount) external {
+        _takeFromMarket(amount);
         _credit(cellId, amount);
     }
 
+    /// @notice Market: pays `amountA` to `cellA` and `amountB` to `cellB` from the market's
+    /// account in one call, as two {payFromMarket} would (a debt channel's close: the seller's
+    /// pay and the buyer's refund). Each cell's debt, if any, is repaid first from what it
+    /// receives.
+    function payTwoFromMarket(uint256 cellA, uint256 amountA, uint256 cellB, uint256 amountB) external {
+        _takeFromMarket(amountA + amountB);
+        if (amountA > 0) _credit(cellA, amountA);
+        if (amountB > 0) _credit(cellB, amountB);
+    }
+
     /// @inheritdoc ICellWallets
-    function commitForAgent(uint256 cellId, uint256 amount) external onlyMarket {
+    function commitForAgent(uint256 cellId, uint256 amount) external {
+        // The market's slot is read once, for the right and the balance (layout as in
+        // {_takeFromMarket}).
+        Market storage marketRef = _markets[msg.sender];
+        uint256 market;
+        assembly ("memory-safe") {
+            market := sload(marketRef.slot)
+        }
+        if (market & 0xff == 0) revert WalletNotMarket(msg.sender);
         Account storage accountRef = _accounts[cellId];
         uint256 account;
         assembly ("memory-safe") {
@@ -209,10 +221,14 @@ contract CellWallets is ICellWallets {
         uint256 total = uint128(account);
         _spendForAgent(cellId, account, amount, false);
         // amount <= available <= total, checked by _spendForAgent; the market's balance is
-        // part of the tokens this contract holds.
+        // part of the tokens this contract holds, far below 2^248, so adding the shifted
+        // amount leaves the `allowed` byte as it is.
         unchecked {
-            _setTotal(cellId, uint128(total - amount));
-            _markets[msg.sender].balance += uint248(amount);
+            _setTotal(accountRef, account, uint128(total - amount));
+            market += amount << 8;
+        }
+        assembly ("memory-safe") {
+            sstore(marketRef.slot, market)
         }
     }
 
@@ -313,6 +329,29 @@ contract CellWallets is ICellWallets {
         }
     }
 
+    /// @dev Takes `amount` out of the calling market's account, refusing a caller that is no
+    /// market. One read and one write of the slot (Solidity's layout for {Market}: `allowed`
+    /// in the low byte, `balance` above it), where the modifier and the field accesses would
+    /// read it three times.
+    function _takeFromMarket(uint256 amount) private {
+        Market storage ref = _markets[msg.sender];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(ref.slot)
+        }
+        if (word & 0xff == 0) revert WalletNotMarket(msg.sender);
+        uint256 held = word >> 8;
+        if (held < amount) revert WalletMarketUnderfunded(msg.sender, held, amount);
+        // amount <= held < 2^248, checked: the shifted amount fits and the subtraction leaves
+        // the `allowed` byte as it is.
+        unchecked {
+            word -= amount << 8;
+        }
+        assembly ("memory-safe") {
+            sstore(ref.slot, word)
+        }
+    }
+
     /// @dev Money coming into a cell: repays its debt first, the rest to its balance.
     function _credit(uint256 cellId, uint256 amount) private {
         // Every market payment comes here: one SLOAD of the account (Solidity's layout for
@@ -322,8 +361,12 @@ contract CellWallets is ICellWallets {
         assembly ("memory-safe") {
             account := sload(ref.slot)
         }
-        uint256 repaid = account >> 224 != 0 ? _repay(cellId, amount) : 0;
-        // repaid <= amount.
+        if (account >> 224 == 0) {
+            _setTotal(ref, account, _add128(uint128(account), amount));
+            return;
+        }
+        uint256 repaid = _repay(cellId, amount);
+        // repaid <= amount. _repay may have cleared `indebted`, so the account is read again.
         unchecked {
             _setTotal(cellId, _add128(uint128(account), amount - repaid));
         }
@@ -360,7 +403,21 @@ contract CellWallets is ICellWallets {
 
     /// @dev One of the two places a cell balance changes: what the cell holds in all.
     function _setTotal(uint256 cellId, uint128 total) private {
-        _accounts[cellId].total = total;
+        Account storage ref = _accounts[cellId];
+        uint256 account;
+        assembly ("memory-safe") {
+            account := sload(ref.slot)
+        }
+        _setTotal(ref, account, total);
+    }
+
+    /// @dev {_setTotal} for a caller that holds the account's current word (it saves reading
+    /// the slot again): `total` is the low 128 bits of Solidity's layout for {Account}, and
+    /// the other fields are written back as they are.
+    function _setTotal(Account storage ref, uint256 account, uint128 total) private {
+        assembly ("memory-safe") {
+            sstore(ref.slot, or(and(account, not(0xffffffffffffffffffffffffffffffff)), total))
+        }
     }
 
     /// @dev The other: what of it is locked, and the agent's spending today.

@@ -2,7 +2,7 @@
 pragma solidity 0.8.28;
 
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {CellWallets} from "./CellWallets.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ICellRegistry} from "./interfaces/ICellRegistry.sol";
 import {ICellWallets} from "./interfaces/ICellWallets.sol";
@@ -10,7 +10,8 @@ import {IClearingPool} from "./interfaces/IClearingPool.sol";
 import {IDebtChannels} from "./interfaces/IDebtChannels.sol";
 import {CellRoles} from "./libraries/CellRoles.sol";
 import {MeterReadings} from "./libraries/MeterReadings.sol";
-import {CellStatus} from "./types/CellTypes.sol";
+import {Signatures} from "./libraries/Signatures.sol";
+import {CellStatus, CellType} from "./types/CellTypes.sol";
 
 /// @title DebtChannels
 /// @notice Debt payment channels for bilateral deals. See {IDebtChannels}.
@@ -86,6 +87,8 @@ contract DebtChannels is IDebtChannels, EIP712 {
         require(intervalSeconds_ > 0, "bad interval");
         require(challengeWindow_ > 0 && challengeWindow_ < type(uint32).max, "bad window");
         require(withdrawalDelay_ > challengeWindow_ && withdrawalDelay_ < type(uint32).max, "bad delay");
+        // The calls to these two skip the code-size check (see {_walletCall}): check it once.
+        require(address(registry_).code.length > 0 && address(wallets_).code.length > 0, "no code");
         registry = registry_;
         wallets = wallets_;
         intervalSeconds = intervalSeconds_;
@@ -99,35 +102,39 @@ contract DebtChannels is IDebtChannels, EIP712 {
         returns (bytes32 channel)
     {
         channel = _hashTypedDataV4(_hashDeal(deal));
-        if (_loadCore(channel).status != Status.None) revert ChannelExists(channel);
+        Core storage ref = _cores[channel];
+        uint256 word;
+        assembly ("memory-safe") {
+            word := sload(ref.slot)
+        }
+        if (word != 0) revert ChannelExists(channel); // every channel's slot has a status
         if (block.timestamp > deal.expiry) revert ChannelDealExpired(deal.expiry);
         _checkTerms(deal);
         uint64 booked = _booked[deal.sellerMeter];
         if (deal.firstInterval <= booked) revert ChannelMeterBooked(deal.sellerMeter, booked);
         _checkCell(deal.buyerCell, channel, buyerSignature, deal.maxWhPerInterval, true);
         _checkCell(deal.sellerCell, channel, sellerSignature, deal.maxWhPerInterval, false);
-        if (registry.cellOfMeter(deal.sellerMeter) != deal.sellerCell) {
+        if (_registryView(ICellRegistry.cellOfMeter.selector, uint160(deal.sellerMeter)) != deal.sellerCell) {
             revert ChannelMeterNotInCell(deal.sellerMeter, deal.sellerCell);
         }
         _booked[deal.sellerMeter] = deal.lastInterval;
-        {
-            Core memory c;
-            c.funded = deal.collateral;
-            c.status = Status.Open;
-            _storeCore(channel, c);
+        // A new channel's core: funded = the collateral (below 2^80, checked), status Open;
+        // the layout of {_storeCore}.
+        uint256 collateral = deal.collateral;
+        word = (collateral << 80) | (uint256(uint8(Status.Open)) << 248);
+        assembly ("memory-safe") {
+            sstore(ref.slot, word)
         }
-        wallets.commitForAgent(deal.buyerCell, deal.collateral);
-        emit ChannelOpened(
-            channel,
-            deal.buyerCell,
-            deal.sellerCell,
-            deal.sellerMeter,
-            deal.pricePerKWh,
-            deal.maxWhPerInterval,
-            deal.firstInterval,
-            deal.lastInterval,
-            deal.collateral
-        );
+        _walletCall(ICellWallets.commitForAgent.selector, deal.buyerCell, collateral);
+        // ChannelOpened(channel, buyerCell, sellerCell, sellerMeter, pricePerKWh,
+        // maxWhPerInterval, firstInterval, lastInterval, collateral): its data are the deal's
+        // words 2 to 7 as they are in calldata, each already read (so checked clean) above.
+        bytes32 topic = ChannelOpened.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            calldatacopy(m, add(deal, 0x40), 0xc0)
+            log4(m, 0xc0, topic, channel, calldataload(deal), calldataload(add(deal, 0x20)))
+        }
     }
 
     /// @inheritdoc IDebtChannels
@@ -141,8 +148,8 @@ contract DebtChannels is IDebtChannels, EIP712 {
         c.funded += amount;
         uint96 paidNow = _covered(c) - paidBefore;
         _storeCore(channel, c);
-        wallets.commitForAgent(deal.buyerCell, amount);
-        if (paidNow > 0) wallets.payFromMarket(deal.sellerCell, paidNow);
+        _walletCall(ICellWallets.commitForAgent.selector, deal.buyerCell, amount);
+        if (paidNow > 0) _walletCall(ICellWallets.payFromMarket.selector, deal.sellerCell, paidNow);
         emit CollateralToppedUp(channel, amount, c.funded - _covered(c), paidNow);
     }
 
@@ -196,7 +203,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
         uint256 amount = (provenWh * deal.pricePerKWh) / 1000;
         uint96 paidNow = _raiseOwed(c, amount);
         _storeCore(channel, c);
-        if (paidNow > 0) wallets.payFromMarket(deal.sellerCell, paidNow);
+        if (paidNow > 0) _walletCall(ICellWallets.payFromMarket.selector, deal.sellerCell, paidNow);
         // meteredWh and provenWh are differences of uint64 counters.
         emit DeliveryProven(channel, interval, uint64(meteredWh), uint64(provenWh), uint96(amount), paidNow);
     }
@@ -210,7 +217,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
     ) external {
         (bytes32 channel, Core memory c) = _load(deal);
         if (c.status == Status.Closed) revert ChannelNotOpen(channel, c.status);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(CLOSE_TYPEHASH, channel, finalAmount)));
+        bytes32 digest = _hashTypedDataV4(_hashClose(channel, finalAmount));
         _requireAgent(deal.buyerCell, _recover(digest, buyerSignature));
         _requireAgent(deal.sellerCell, _recover(digest, sellerSignature));
         if (finalAmount > MAX_AMOUNT) revert ChannelAmountTooLarge(finalAmount);
@@ -269,7 +276,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
         c.funded -= amount;
         _storeCore(channel, c);
         delete _withdrawals[channel];
-        if (amount > 0) wallets.payFromMarket(deal.buyerCell, amount);
+        if (amount > 0) _walletCall(ICellWallets.payFromMarket.selector, deal.buyerCell, amount);
         emit CollateralWithdrawn(channel, amount, c.funded - _covered(c));
     }
 
@@ -312,7 +319,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
 
     /// @inheritdoc IDebtChannels
     function hashClose(bytes32 channel, uint96 finalAmount) external view returns (bytes32) {
-        return _hashTypedDataV4(keccak256(abi.encode(CLOSE_TYPEHASH, channel, finalAmount)));
+        return _hashTypedDataV4(_hashClose(channel, finalAmount));
     }
 
     /// @inheritdoc IDebtChannels
@@ -360,7 +367,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
         // cannot take back what an older one, or the readings, proved.
         uint96 paidNow = _raiseOwed(c, v.cumulativeAmount);
         _storeCore(channel, c);
-        if (paidNow > 0) wallets.payFromMarket(deal.sellerCell, paidNow);
+        if (paidNow > 0) _walletCall(ICellWallets.payFromMarket.selector, deal.sellerCell, paidNow);
         emit VoucherAccepted(channel, v.seq, v.cumulativeWh, v.cumulativeAmount, paidNow);
     }
 
@@ -470,21 +477,28 @@ contract DebtChannels is IDebtChannels, EIP712 {
     /// shortfall as the buyer's debt and frees the meter after `end`.
     function _finish(bytes32 channel, Deal calldata deal, Core memory c, uint96 paid, uint64 end) private {
         uint96 covered = _covered(c);
+        uint96 pay;
+        uint96 refund;
+        uint96 debt;
         // covered >= paid: owed only grew since `paid` was covered, and funding cannot change
-        // while closing; a cooperative final amount is checked against `paid`.
-        uint96 pay = covered - paid;
-        uint96 refund = c.funded - covered;
-        uint96 debt = c.owed - covered;
+        // while closing; a cooperative final amount is checked against `paid`. covered is
+        // min(owed, funded), so neither of the other two differences is negative.
+        unchecked {
+            pay = covered - paid;
+            refund = c.funded - covered;
+            debt = c.owed - covered;
+        }
         c.status = Status.Closed;
         _storeCore(channel, c);
         // Free the meter after `end`, but never below this deal's own start: an earlier deal on
         // the meter (which ends before this one began) may still be open and count its intervals.
+        // The booking is read only when there is something to free: a deal closed after its
+        // last interval (the usual cooperative close) leaves it as it is.
         uint64 keep = end >= deal.firstInterval ? end : deal.firstInterval - 1;
-        if (_booked[deal.sellerMeter] == deal.lastInterval && keep < deal.lastInterval) {
+        if (keep < deal.lastInterval && _booked[deal.sellerMeter] == deal.lastInterval) {
             _booked[deal.sellerMeter] = keep;
         }
-        if (pay > 0) wallets.payFromMarket(deal.sellerCell, pay);
-        if (refund > 0) wallets.payFromMarket(deal.buyerCell, refund);
+        _payOut(deal.sellerCell, pay, deal.buyerCell, refund);
         uint256 debtId = debt > 0 ? wallets.recordDebt(deal.buyerCell, deal.sellerCell, debt) : 0;
         emit ChannelClosed(channel, c.owed, covered, refund, debt, debtId);
     }
@@ -509,18 +523,52 @@ contract DebtChannels is IDebtChannels, EIP712 {
         return c.owed < c.funded ? c.owed : c.funded;
     }
 
+    /// @dev The deal's terms make sense and it has not begun. Its words are read straight from
+    /// calldata, once, and checked clean in one test (the ABI decoder would check each word at
+    /// every access): a word with bits beyond its field's type is refused.
     function _checkTerms(Deal calldata deal) private view {
-        if (deal.buyerCell == deal.sellerCell) revert ChannelBadTerms("buyer and seller are the same cell");
-        if (deal.pricePerKWh == 0) revert ChannelBadTerms("price is zero");
-        if (deal.maxWhPerInterval == 0) revert ChannelBadTerms("maxWhPerInterval is zero");
-        if (deal.lastInterval < deal.firstInterval) revert ChannelBadTerms("lastInterval before firstInterval");
-        if (deal.collateral == 0) revert ChannelBadTerms("collateral is zero");
+        uint256 price;
+        uint256 maxWh;
+        uint256 first;
+        uint256 last;
+        uint256 collateral;
+        uint256 dirty;
+        bool sameCell;
+        assembly ("memory-safe") {
+            sameCell := eq(calldataload(deal), calldataload(add(deal, 0x20)))
+            price := calldataload(add(deal, 0x60))
+            maxWh := calldataload(add(deal, 0x80))
+            first := calldataload(add(deal, 0xa0))
+            last := calldataload(add(deal, 0xc0))
+            collateral := calldataload(add(deal, 0xe0))
+            // sellerMeter: address; pricePerKWh, collateral: uint96; maxWhPerInterval,
+            // firstInterval, lastInterval, expiry, salt: uint64.
+            dirty := or(
+                or(shr(160, calldataload(add(deal, 0x40))), or(shr(96, price), shr(96, collateral))),
+                or(
+                    or(shr(64, maxWh), or(shr(64, first), shr(64, last))),
+                    or(shr(64, calldataload(add(deal, 0x100))), shr(64, calldataload(add(deal, 0x120))))
+                )
+            )
+        }
+        if (dirty != 0) revert ChannelBadTerms("a field has bits beyond its type");
+        if (sameCell) revert ChannelBadTerms("buyer and seller are the same cell");
+        if (price == 0) revert ChannelBadTerms("price is zero");
+        if (maxWh == 0) revert ChannelBadTerms("maxWhPerInterval is zero");
+        if (last < first) revert ChannelBadTerms("lastInterval before firstInterval");
+        if (collateral == 0) revert ChannelBadTerms("collateral is zero");
         // Whatever readings prove is then worth less than 2^80 base units (owed fits its field).
-        uint256 contractedWh = uint256(deal.maxWhPerInterval) * (deal.lastInterval - deal.firstInterval + 1);
-        if ((contractedWh * deal.pricePerKWh) / 1000 > MAX_AMOUNT) revert ChannelBadTerms("deal worth 2^80 or more");
-        if (deal.collateral > MAX_AMOUNT) revert ChannelBadTerms("collateral 2^80 or more");
-        uint64 current = _currentInterval();
-        if (deal.firstInterval <= current) revert ChannelStartsTooLate(deal.firstInterval, current);
+        // No overflow: maxWh < 2^64, last - first + 1 <= 2^64 (both below 2^64, last >= first)
+        // and price < 2^96, so the product is below 2^224.
+        unchecked {
+            if ((maxWh * (last - first + 1) * price) / 1000 > MAX_AMOUNT) {
+                revert ChannelBadTerms("deal worth 2^80 or more");
+            }
+        }
+        if (collateral > MAX_AMOUNT) revert ChannelBadTerms("collateral 2^80 or more");
+        uint256 current = block.timestamp / intervalSeconds;
+        // Both below 2^64: first checked clean, current = now / interval length.
+        if (first <= current) revert ChannelStartsTooLate(uint64(first), uint64(current));
     }
 
     /// @dev The cell's agent signed the deal; the cell is connected, may take this side of
@@ -529,45 +577,145 @@ contract DebtChannels is IDebtChannels, EIP712 {
         private
         view
     {
-        ICellRegistry.Cell memory cell = registry.cellOf(cellId);
+        (uint256 cellType, uint256 status, address agent, uint256 maxImportW, uint256 maxExportW) = _cellOf(cellId);
         address signer = _recover(digest, signature);
-        if (signer != cell.agent) revert ChannelNotAgent(cellId, signer);
-        if (cell.status != CellStatus.Connected) revert ChannelCellNotConnected(cellId);
-        if (buyer ? !CellRoles.canBuyEnergy(cell.cellType) : !CellRoles.canSellEnergy(cell.cellType)) {
+        if (signer != agent) revert ChannelNotAgent(cellId, signer);
+        if (status != uint8(CellStatus.Connected)) revert ChannelCellNotConnected(cellId);
+        if (buyer ? !CellRoles.canBuyEnergy(CellType(cellType)) : !CellRoles.canSellEnergy(CellType(cellType))) {
             revert ChannelRoleNotAllowed(cellId);
         }
-        uint256 limitWh = (uint256(buyer ? cell.maxImportW : cell.maxExportW) * intervalSeconds) / 3600;
+        uint256 limitWh = ((buyer ? maxImportW : maxExportW) * intervalSeconds) / 3600;
         if (maxWh > limitWh) revert ChannelOverLimit(cellId, maxWh, limitWh);
     }
 
     /// @dev The cell's current agent key signed: a rotated-out agent signs nothing valid.
     function _requireAgent(uint256 cellId, address signer) private view {
         // signer is never zero (_recover refuses that), so an unknown cell's zero agent fails.
-        if (signer != registry.agentOf(cellId)) revert ChannelNotAgent(cellId, signer);
+        if (signer != _agentOf(cellId)) revert ChannelNotAgent(cellId, signer);
     }
 
     /// @dev A 65-byte {r, s, v} or 64-byte EIP-2098 {r, vs} signature. Malleable (high-s)
-    /// signatures and ones that recover no address are refused.
-    function _recover(bytes32 digest, bytes calldata signature) private pure returns (address signer) {
-        ECDSA.RecoverError err;
-        if (signature.length == 65) {
-            (signer, err,) = ECDSA.tryRecoverCalldata(digest, signature);
-        } else if (signature.length == 64) {
-            (signer, err,) = ECDSA.tryRecover(digest, bytes32(signature[0:32]), bytes32(signature[32:64]));
-        } else {
-            revert ChannelBadSignature(signature.length);
+    /// signatures and ones that recover no address are refused. An empty signature stands for
+    /// the caller: a party's agent that submits the transaction itself consents by sending it,
+    /// and the caller's address then has to be that party's agent key, as a signer's would.
+    function _recover(bytes32 digest, bytes calldata signature) private view returns (address signer) {
+        if (signature.length == 0) return msg.sender;
+        bytes32 r;
+        bytes32 s;
+        assembly ("memory-safe") {
+            r := calldataload(signature.offset)
+            s := calldataload(add(signature.offset, 0x20))
         }
-        if (err != ECDSA.RecoverError.NoError) revert ChannelBadSignature(signature.length);
+        // Both forms are at least 64 bytes long: the loads stay within the signature.
+        if (signature.length == 64) {
+            signer = Signatures.recoverCompact(digest, r, s);
+        } else if (signature.length == 65) {
+            uint256 v;
+            assembly ("memory-safe") {
+                v := byte(0, calldataload(add(signature.offset, 0x40)))
+            }
+            signer = Signatures.recover(digest, r, s, v);
+        }
+        if (signer == address(0)) revert ChannelBadSignature(signature.length);
     }
 
-    function _recoverCompact(bytes32 digest, bytes32 r, bytes32 vs) private pure returns (address signer) {
-        ECDSA.RecoverError err;
-        (signer, err,) = ECDSA.tryRecover(digest, r, vs);
-        if (err != ECDSA.RecoverError.NoError) revert ChannelBadSignature(64);
+    function _recoverCompact(bytes32 digest, bytes32 r, bytes32 vs) private view returns (address signer) {
+        signer = Signatures.recoverCompact(digest, r, vs);
+        if (signer == address(0)) revert ChannelBadSignature(64);
     }
 
     function _isParty(uint256 cellId, address who) private view returns (bool) {
-        return registry.cellOf(cellId).agent == who || IERC721(address(registry)).ownerOf(cellId) == who;
+        return _agentOf(cellId) == who || IERC721(address(registry)).ownerOf(cellId) == who;
+    }
+
+    // Calls to the registry and the wallets, this deployment's own contracts (the constructor
+    // checks they have code), without the ABI coder's code-size check, memory allocation and
+    // return-data validation: a few hundred gas a call, and opening and closing a deal make
+    // four or five. A revert comes back with the callee's reason.
+
+    function _agentOf(uint256 cellId) private view returns (address) {
+        // The registry returns an address: the upper 96 bits of the word are zero.
+        return address(uint160(_registryView(ICellRegistry.agentOf.selector, cellId)));
+    }
+
+    /// @dev A one-word view of the registry with one argument.
+    function _registryView(bytes4 selector, uint256 arg) private view returns (uint256 word) {
+        address target = address(registry);
+        assembly ("memory-safe") {
+            mstore(0x00, selector)
+            mstore(0x04, arg)
+            // staticcall runs before returndatasize is read (Yul evaluates right to left).
+            if iszero(and(gt(returndatasize(), 0x1f), staticcall(gas(), target, 0x00, 0x24, 0x00, 0x20))) {
+                let m := mload(0x40)
+                returndatacopy(m, 0x00, returndatasize())
+                revert(m, returndatasize())
+            }
+            word := mload(0x00)
+        }
+    }
+
+    /// @dev registry.cellOf: type, status, agent and limits (it reverts for an unknown cell).
+    function _cellOf(uint256 cellId)
+        private
+        view
+        returns (uint256 cellType, uint256 status, address agent, uint256 maxImportW, uint256 maxExportW)
+    {
+        address target = address(registry);
+        bytes4 selector = ICellRegistry.cellOf.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40) // scratch past the free-memory pointer; not kept
+            mstore(m, selector)
+            mstore(add(m, 0x04), cellId)
+            if iszero(and(gt(returndatasize(), 0x9f), staticcall(gas(), target, m, 0x24, m, 0xa0))) {
+                returndatacopy(m, 0x00, returndatasize())
+                revert(m, returndatasize())
+            }
+            // The registry's own encoding of {ICellRegistry.Cell}: each field right-aligned.
+            cellType := mload(m)
+            status := mload(add(m, 0x20))
+            agent := mload(add(m, 0x40))
+            maxImportW := mload(add(m, 0x60))
+            maxExportW := mload(add(m, 0x80))
+        }
+    }
+
+    /// @dev Pays the seller and refunds the buyer from the channels' account: one wallet call
+    /// when both get something.
+    function _payOut(uint256 sellerCell, uint256 pay, uint256 buyerCell, uint256 refund) private {
+        if (pay == 0 || refund == 0) {
+            if (pay > 0) _walletCall(ICellWallets.payFromMarket.selector, sellerCell, pay);
+            if (refund > 0) _walletCall(ICellWallets.payFromMarket.selector, buyerCell, refund);
+            return;
+        }
+        address target = address(wallets);
+        bytes4 selector = CellWallets.payTwoFromMarket.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40) // scratch past the free-memory pointer; not kept
+            mstore(m, selector)
+            mstore(add(m, 0x04), sellerCell)
+            mstore(add(m, 0x24), pay)
+            mstore(add(m, 0x44), buyerCell)
+            mstore(add(m, 0x64), refund)
+            if iszero(call(gas(), target, 0, m, 0x84, 0x00, 0x00)) {
+                returndatacopy(m, 0x00, returndatasize())
+                revert(m, returndatasize())
+            }
+        }
+    }
+
+    /// @dev wallets.<selector>(cellId, amount) for the wallet operations that return nothing.
+    function _walletCall(bytes4 selector, uint256 cellId, uint256 amount) private {
+        address target = address(wallets);
+        assembly ("memory-safe") {
+            let m := mload(0x40) // scratch past the free-memory pointer; not kept
+            mstore(m, selector)
+            mstore(add(m, 0x04), cellId)
+            mstore(add(m, 0x24), amount)
+            if iszero(call(gas(), target, 0, m, 0x44, 0x00, 0x00)) {
+                returndatacopy(m, 0x00, returndatasize())
+                revert(m, returndatasize())
+            }
+        }
     }
 
     function _currentInterval() private view returns (uint64) {
@@ -613,6 +761,19 @@ contract DebtChannels is IDebtChannels, EIP712 {
             mstore(m, typeHash)
             calldatacopy(add(m, 0x20), d, 0x140)
             h := keccak256(m, 0x160)
+        }
+    }
+
+    /// @dev EIP-712 struct hash of a `CloseChannel`, hashed past the free-memory pointer
+    /// without moving it.
+    function _hashClose(bytes32 channel, uint96 finalAmount) private pure returns (bytes32 h) {
+        bytes32 typeHash = CLOSE_TYPEHASH;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, typeHash)
+            mstore(add(m, 0x20), channel)
+            mstore(add(m, 0x40), finalAmount)
+            h := keccak256(m, 0x60)
         }
     }
 

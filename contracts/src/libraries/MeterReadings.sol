@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.28;
 
-import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {MessageHashUtils} from "@openzeppelin/contracts/utils/cryptography/MessageHashUtils.sol";
 import {ICellRegistry} from "../interfaces/ICellRegistry.sol";
 import {IClearingPool} from "../interfaces/IClearingPool.sol";
+import {Signatures} from "./Signatures.sol";
 
 /// @title Meter readings
 /// @notice The one place a signed meter reading is hashed and checked: the clearing pool's
@@ -45,8 +45,9 @@ library MeterReadings {
     {
         IClearingPool.MeterReading calldata r = signed.reading;
         bytes32 digest = MessageHashUtils.toTypedDataHash(domainSeparator, structHash(r));
-        (address signer, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signed.r, signed.vs);
-        if (err != ECDSA.RecoverError.NoError || signer != r.meter) return Check.BadSignature;
+        address signer = Signatures.recoverCompact(digest, signed.r, signed.vs);
+        // address(0) is what a bad signature recovers: it is nobody's meter.
+        if (signer == address(0) || signer != r.meter) return Check.BadSignature;
         if (registry.cellOfMeter(r.meter) != r.cell) return Check.MeterNotInCell;
         return Check.Valid;
     }
