@@ -32,6 +32,7 @@ import {
   topics,
 } from '../messages/index.js';
 import { createMetrics } from '../metrics/index.js';
+import { signReadingMessage } from '../signing/readingSigner.js';
 import { openOracleStore } from '../store/oracleStore.js';
 import { createRelayer } from './createRelayer.js';
 import { openRelayerStore } from './relayerStore.js';
@@ -335,17 +336,7 @@ describe('settlement relayer: readings from MQTT to money on chain', () => {
       const reading = { meter: seller.meter.address, cell: seller.id, importWh: 0n, importCumWh: 0n, ...r };
       await client.publishAsync(
         topics.reading('z1', seller.id, seller.meter.address),
-        encodeReadingMessage({
-          v: 1,
-          type: 'reading',
-          chainId: kit.manifest.chainId,
-          reading,
-          signatures: {
-            pool: (await signMeterReading(seller.meter, kit.poolDomain, reading)).signature,
-            channels: (await signMeterReading(seller.meter, kit.channelsDomain, reading)).signature,
-          },
-          producedAt: 0,
-        }),
+        encodeReadingMessage(await signReadingMessage(seller.meter, kit, kit.manifest.chainId, reading)),
         { qos: 1 },
       );
     }
@@ -442,17 +433,7 @@ describe('settlement relayer: readings from MQTT to money on chain', () => {
       };
       await client.publishAsync(
         topics.reading('z1', cell.id, cell.meter.address),
-        encodeReadingMessage({
-          v: 1,
-          type: 'reading',
-          chainId: kit.manifest.chainId,
-          reading,
-          signatures: {
-            pool: (await signMeterReading(cell.meter, kit.poolDomain, reading)).signature,
-            channels: (await signMeterReading(cell.meter, kit.channelsDomain, reading)).signature,
-          },
-          producedAt: 0,
-        }),
+        encodeReadingMessage(await signReadingMessage(cell.meter, kit, kit.manifest.chainId, reading)),
         { qos: 1 },
       );
     }
@@ -498,21 +479,18 @@ describe('settlement relayer: readings from MQTT to money on chain', () => {
       exportCumWh: 0n,
       seq: 1n,
     };
-    const message = async (signer = other.meter) =>
-      encodeReadingMessage({
-        v: 1,
-        type: 'reading',
-        chainId: kit.manifest.chainId,
-        reading,
-        signatures: {
-          pool: (await signMeterReading(signer, kit.poolDomain, reading)).signature,
-          channels: (await signMeterReading(signer, kit.channelsDomain, reading)).signature,
-        },
-        producedAt: 0,
-      });
+    const fromOtherMeter = await signReadingMessage(other.meter, kit, kit.manifest.chainId, reading);
+    // The same reading, signed by a key that is not the meter it names.
+    const forged = {
+      ...fromOtherMeter,
+      signatures: {
+        pool: (await signMeterReading(cell.agent, kit.poolDomain, reading)).signature,
+        channels: (await signMeterReading(cell.agent, kit.channelsDomain, reading)).signature,
+      },
+    };
     const topic = topics.reading('z1', cell.id, other.meter.address);
-    await client.publishAsync(topic, await message(), { qos: 1 }); // the other cell's meter
-    await client.publishAsync(topic, await message(cell.agent), { qos: 1 }); // not a meter's signature
+    await client.publishAsync(topic, encodeReadingMessage(fromOtherMeter), { qos: 1 }); // the other cell's meter
+    await client.publishAsync(topic, encodeReadingMessage(forged), { qos: 1 }); // not a meter's signature
     await client.publishAsync(topic, '{"v":1,"type":"reading"}', { qos: 1 });
     await waitFor(
       'three refusals',

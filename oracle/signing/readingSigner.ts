@@ -22,6 +22,7 @@ import {
   type MeterReading,
   meterReadingTypes,
 } from '../../chain/typed-data/index.js';
+import type { ReadingMessage } from '../messages/index.js';
 
 const TYPEHASH = keccak_256(
   new TextEncoder().encode(
@@ -94,4 +95,21 @@ export function createReadingSigner(
       return { pool: p, channels: c };
     },
   };
+}
+
+/**
+ * A complete reading message, signed under both domains, as the oracle publishes it.
+ * @example client.publish(topic, encodeReadingMessage(await signReadingMessage(meter, clients, chainId, reading)));
+ */
+export async function signReadingMessage(
+  account: LocalAccount,
+  domains: { poolDomain: GridcellDomain; channelsDomain: GridcellDomain },
+  chainId: number,
+  reading: MeterReading,
+  producedAt = 0,
+): Promise<ReadingMessage> {
+  const signatures = await createReadingSigner(account, domains.poolDomain, domains.channelsDomain).sign(
+    reading,
+  );
+  return { v: 1, type: 'reading', chainId, reading, signatures, producedAt };
 }
