@@ -19,6 +19,7 @@ const kit = useKit();
 const L = kit.manifest.pool.intervalSeconds;
 const lead = kit.manifest.pool.gateClosureLead;
 
+const WRITE_LEAD = 5n;
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** Waits for `check` to return a value, polling, until the deadline. */
@@ -61,7 +62,7 @@ describe('the grid controller against a real chain, real Modbus devices and a re
     await servers?.close();
   });
 
-  it('writes the setpoints of a cleared interval at delivery start, refuses a limit-breaking schedule, refreshes, and the devices revert when it is gone', async () => {
+  it('has the setpoints of a cleared interval in place at delivery start (written a lead before), refuses a limit-breaking schedule, refreshes, and the devices revert when it is gone', async () => {
     const seller = await kit.newCell(CellType.Prosumer);
     const buyer = await kit.newCell(CellType.Prosumer);
     const tooBig = await kit.newCell(CellType.Prosumer);
@@ -89,6 +90,7 @@ describe('the grid controller against a real chain, real Modbus devices and a re
       confirmations: 1,
       revertSeconds: 60,
       refreshSeconds: 20,
+      writeLeadSeconds: WRITE_LEAD,
       fromBlock: await kit.publicClient.getBlockNumber(),
     });
 
@@ -168,16 +170,25 @@ describe('the grid controller against a real chain, real Modbus devices and a re
     try {
       expect((await port1.read()).setpoint?.watts).toBe(0); // t - 1 had nothing for it
 
-      // Delivery starts: the setpoints of t are written and read back.
+      // Just outside the write lead: still t - 1's setpoints.
+      await kit.setChainTime(t * L - WRITE_LEAD - 1n);
+      const outside = await controller.tick();
+      expect(outside).toMatchObject({ interval: t - 1n, writtenInterval: t - 1n });
+      expect(outside.wrote).not.toBe('setpoints');
+      expect((await port1.read()).setpoint?.watts).toBe(0);
+      // Within the lead, with t's clearing confirmed: the setpoints of t are written and read back.
+      await kit.setChainTime(t * L - WRITE_LEAD);
+      const early = await controller.tick();
+      expect(early).toMatchObject({ interval: t - 1n, writtenInterval: t, wrote: 'setpoints', failures: [] });
+      // Delivery starts: the setpoints are already in place, no new write is needed.
       await kit.setChainTime(t * L);
-      const start = await controller.tick();
-      expect(start).toMatchObject({ interval: t, wrote: 'setpoints', failures: [] });
       expect((await port1.read()).setpoint).toEqual({
         enabled: true,
         watts: 4000,
         revertSeconds: 60,
-        remainingSeconds: 60,
+        remainingSeconds: 60 - Number(WRITE_LEAD),
       });
+      expect(await controller.tick()).toMatchObject({ interval: t, writtenInterval: t, wrote: undefined });
       expect((await createDerClient({ ...servers.address('port:prosumer-2') }).read()).setpoint?.watts).toBe(
         -4000,
       );
@@ -195,14 +206,14 @@ describe('the grid controller against a real chain, real Modbus devices and a re
       expect(gridTelemetrySchema.parse(telemetry)).toMatchObject({ wanted: 4000, confirmed: true });
 
       // The heartbeat refreshes the revert timers.
-      await kit.setChainTime(t * L + 30n);
+      await kit.setChainTime(t * L - WRITE_LEAD + 30n);
       expect((await port1.read()).setpoint?.remainingSeconds).toBe(30);
       expect((await controller.tick()).wrote).toBe('refresh');
       expect((await port1.read()).setpoint?.remainingSeconds).toBe(60);
 
       // The controller is lost: the devices fall back on their own.
       await controller.close();
-      await kit.setChainTime(t * L + 30n + 61n);
+      await kit.setChainTime(t * L - WRITE_LEAD + 30n + 61n);
       expect((await port1.read()).setpoint?.enabled).toBe(false);
       expect((await router.read()).limit?.enabled).toBe(false);
       expect(plant.state().cells[0]?.portW).toBe(0);

@@ -18,6 +18,8 @@ export const gridTopics = {
   refusal: (zone: string) => `${ROOT}/${zone}/grid/refusal`,
   /** A reserve request into the next interval, QoS 1 (agents that sell flexibility listen). */
   reserve: (zone: string) => `${ROOT}/${zone}/grid/reserve`,
+  /** Unserved energy (shed load, curtailed PV) of each delivered interval, QoS 1, retained. */
+  unserved: (zone: string) => `${ROOT}/${zone}/grid/unserved`,
   /** The controller's status, retained, with a last will `offline`. */
   status: (zone: string, controllerId: string) => `${ROOT}/${zone}/grid/status/${controllerId}`,
 } as const;
@@ -78,6 +80,8 @@ export const gridReserveSchema = z.object({
   v: z.literal(1),
   type: z.literal('grid-reserve'),
   interval: decimal,
+  /** `CellLimit` / `RouterLimit`: refused before delivery; `Shortfall`: metered short after it. */
+  code: z.enum(['CellLimit', 'RouterLimit', 'Shortfall']),
   side: z.enum(['buy', 'sell']),
   energyWh: decimal,
   cell: decimal,
@@ -98,11 +102,50 @@ export const gridPlanSchema = z.object({
   at: z.number().int(),
 });
 
+const whOrNull = decimal.nullable();
+
+export const gridUnservedSchema = z.object({
+  v: z.literal(1),
+  type: z.literal('grid-unserved'),
+  /** The delivered interval, and the clock times of the two samples that bound it. */
+  interval: decimal,
+  from: z.number().int(),
+  to: z.number().int(),
+  islanded: z.boolean(),
+  /** Per cell, from its energy port (vendor model 64900); null when the port does not report it. */
+  cells: z.array(
+    z.object({
+      name: z.string(),
+      cellId: decimal.nullable(),
+      /** Load shed: unserved energy, Wh. */
+      shedWh: whOrNull,
+      /** PV curtailed, Wh. */
+      curtailedWh: whOrNull,
+      /** Scheduled net energy (+ export) and the meter's net count, Wh; null when unknown. */
+      scheduledWh: whOrNull,
+      meteredWh: whOrNull,
+    }),
+  ),
+  /** The complex, from the router's vendor model 64900; null when the router does not report it. */
+  complex: z.object({ shedWh: decimal, curtailedWh: decimal }).nullable(),
+  /** How many shortfall reserve requests this interval raised. */
+  shortfalls: z.number().int().nonnegative(),
+  at: z.number().int(),
+});
+export type GridUnserved = z.input<typeof gridUnservedSchema>;
+
 export const gridStatusSchema = z.object({
   v: z.literal(1),
   type: z.literal('grid-status'),
   state: z.enum(['online', 'offline']),
   at: z.number().int().optional(),
+  /** Present in `online` updates after each delivered interval. */
+  islanded: z.boolean().optional(),
+  /** The last interval reported on `.../grid/unserved`. */
+  lastReported: decimal.optional(),
+  /** Unserved energy (shed load) and curtailed PV of the complex since the controller started, Wh. */
+  unservedWh: decimal.optional(),
+  curtailedWh: decimal.optional(),
 });
 
 /** JSON with bigints as decimal strings. */

@@ -110,6 +110,7 @@ describe('planInterval: from schedule to setpoints', () => {
     expect(plan.reserve).toEqual([
       {
         interval: t + 1n,
+        code: 'CellLimit',
         side: 'buy',
         energyWh: 1000n,
         cell: 11n,

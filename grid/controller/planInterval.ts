@@ -61,6 +61,8 @@ export interface Refusal {
  */
 export interface ReserveRequest {
   interval: bigint;
+  /** Why: a refusal before delivery (`CellLimit`, `RouterLimit`) or a metered `Shortfall` after it. */
+  code: 'CellLimit' | 'RouterLimit' | 'Shortfall';
   side: 'buy' | 'sell';
   energyWh: bigint;
   /** The cell whose schedule could not be realised, and why. */
@@ -234,6 +236,7 @@ export function planInterval(parameters: PlanIntervalParameters): IntervalPlan {
     const selling = r.trade.kind === 'deal' || r.trade.side === 'sell';
     return {
       interval: t + 1n,
+      code: r.code,
       side: selling ? 'buy' : 'sell',
       energyWh: r.trade.energyWh,
       cell,

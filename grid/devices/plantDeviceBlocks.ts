@@ -7,6 +7,7 @@
  */
 import type { Plant, PlantDevice } from '../plant/index.js';
 import {
+  BALANCE_64900,
   COMMON_1,
   DER_701,
   DER_704,
@@ -273,6 +274,61 @@ export function plantMeterBlock(plant: Plant, cell: string): SunSpecBlock {
         case METER_203.TotWhImp:
         case METER_203.TotWhImp + 1:
           return encodeAcc32(plant.cellCounters(cell).importWh)[offset - METER_203.TotWhImp] ?? 0;
+        default:
+          return NOT_IMPLEMENTED;
+      }
+    },
+  };
+}
+
+/**
+ * Vendor model 64900 (read-only) of an energy port (its cell) or of the router (the whole
+ * complex): load shed and PV curtailed by the plant, cumulative whole Wh (rounded down) and
+ * present W. The cell's figures are the plant's own per-cell counters; the complex's are its
+ * totals, so the router's counter may exceed the sum of the ports' by up to one Wh per cell.
+ */
+export function balanceBlock(plant: Plant, device: PlantDevice): SunSpecBlock {
+  const cell = device.kind === 'router' ? undefined : device.cell;
+  const range = device.range ?? { min: 0, max: 0 };
+  const wSf = scaleFor(Math.max(Math.abs(range.min), Math.abs(range.max), 1));
+  const figures = () => {
+    const state = plant.state();
+    if (cell === undefined) {
+      const totals = plant.totals();
+      return {
+        shedWs: totals.shedWs,
+        curtailedWs: totals.curtailedWs,
+        shedW: state.cells.reduce((s, c) => s + c.shedW, 0),
+        curtailedW: state.cells.reduce((s, c) => s + c.curtailedW, 0),
+      };
+    }
+    const c = state.cells.find((x) => x.name === cell);
+    return {
+      shedWs: c?.shedWs ?? 0n,
+      curtailedWs: c?.curtailedWs ?? 0n,
+      shedW: c?.shedW ?? 0,
+      curtailedW: c?.curtailedW ?? 0,
+    };
+  };
+  const int16W = (w: number) => encodeInt16(Math.max(-32767, Math.min(32767, Math.round(w / 10 ** wSf))));
+  return {
+    id: BALANCE_64900.id,
+    length: BALANCE_64900.length,
+    read(offset) {
+      const f = figures();
+      if (offset >= BALANCE_64900.ShedWh && offset < BALANCE_64900.ShedWh + 4)
+        return encodeAcc64(f.shedWs / 3600n)[offset - BALANCE_64900.ShedWh] ?? 0;
+      if (offset >= BALANCE_64900.CurtWh && offset < BALANCE_64900.CurtWh + 4)
+        return encodeAcc64(f.curtailedWs / 3600n)[offset - BALANCE_64900.CurtWh] ?? 0;
+      switch (offset) {
+        case BALANCE_64900.ShedW:
+          return int16W(f.shedW);
+        case BALANCE_64900.CurtW:
+          return int16W(f.curtailedW);
+        case BALANCE_64900.W_SF:
+          return encodeInt16(wSf);
+        case BALANCE_64900.Wh_SF:
+          return 0;
         default:
           return NOT_IMPLEMENTED;
       }

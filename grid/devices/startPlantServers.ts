@@ -1,9 +1,10 @@
 /**
  * Puts every device of a plant on Modbus TCP: one server per device, on consecutive ports
  * from `basePort`, in the order of `plant.devices()` (router; per cell hub, port, meter; links).
+ * The router and the energy ports also carry vendor model 64900 (shed load and curtailed PV).
  */
 import type { Plant, PlantDevice } from '../plant/index.js';
-import { commonBlock, derBlocks, plantMeterBlock } from './plantDeviceBlocks.js';
+import { balanceBlock, commonBlock, derBlocks, plantMeterBlock } from './plantDeviceBlocks.js';
 import { type SunSpecDeviceServer, startSunSpecDeviceServer } from './sunspecDeviceServer.js';
 
 /** Where a device answers. */
@@ -56,6 +57,8 @@ export async function startPlantServers(parameters: StartPlantServersParameters)
       const blocks = [
         commonBlock(MODEL_NAMES[device.kind], device.id, unitId),
         ...(device.kind === 'meter' ? [plantMeterBlock(plant, device.cell ?? '')] : derBlocks(plant, device)),
+        // The router (complex) and each energy port (its cell) report unserved energy.
+        ...(device.kind === 'router' || device.kind === 'port' ? [balanceBlock(plant, device)] : []),
       ];
       servers.push(
         await startSunSpecDeviceServer({ host, port, unitId, blocks, ...(before ? { before } : {}) }),

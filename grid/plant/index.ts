@@ -54,6 +54,10 @@ export interface CellState {
   boundaryW: number;
   storedWs: bigint;
   socPermille: number;
+  /** Load shed in this cell since the plant started, Ws (cumulative; unserved energy). */
+  shedWs: bigint;
+  /** PV curtailed in this cell since the plant started, Ws (cumulative). */
+  curtailedWs: bigint;
 }
 
 export interface PlantState {
@@ -197,6 +201,8 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
   const stored = cells.map((c) => (Ws(c.hub.capacityWh) * BigInt(c.hub.initialSocPct)) / 100n);
   const meterImport = cells.map(() => 0n);
   const meterExport = cells.map(() => 0n);
+  const cellShed = cells.map(() => 0n);
+  const cellCurtailed = cells.map(() => 0n);
   const totals: EnergyTotals = {
     pvWs: 0n,
     curtailedWs: 0n,
@@ -246,6 +252,8 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
         boundaryW: 0,
         storedWs: stored[i] ?? 0n,
         socPermille: socPermille(i),
+        shedWs: cellShed[i] ?? 0n,
+        curtailedWs: cellCurtailed[i] ?? 0n,
       })),
       links: links.map((l) => ({ name: l.name, flowW: 0 })),
       routerW: 0,
@@ -383,6 +391,8 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
       totals.curtailedWs += BigInt(curtailed[i] ?? 0) * bigDt;
       totals.loadWs += BigInt((load[i] ?? 0) - (shed[i] ?? 0)) * bigDt;
       totals.shedWs += BigInt(shed[i] ?? 0) * bigDt;
+      cellShed[i] = (cellShed[i] ?? 0n) + BigInt(shed[i] ?? 0) * bigDt;
+      cellCurtailed[i] = (cellCurtailed[i] ?? 0n) + BigInt(curtailed[i] ?? 0) * bigDt;
       state.push({
         name: c.name,
         pvW: (pv[i] ?? 0) - (curtailed[i] ?? 0),
@@ -395,6 +405,8 @@ export async function createPlant(parameters: CreatePlantParameters): Promise<Pl
         boundaryW: boundary,
         storedWs: stored[i] ?? 0n,
         socPermille: socPermille(i),
+        shedWs: cellShed[i] ?? 0n,
+        curtailedWs: cellCurtailed[i] ?? 0n,
       });
     }
     links.forEach((l, k) => {

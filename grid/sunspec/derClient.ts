@@ -9,6 +9,8 @@ import modbusSerial from 'modbus-serial';
 import type { ModbusRTU as ModbusRTUClass } from 'modbus-serial/ModbusRTU.js';
 import { BaseError } from '../../chain/errors/index.js';
 import {
+  acc64,
+  BALANCE_64900,
   DER_701,
   DER_704,
   END_MODEL_ID,
@@ -45,6 +47,12 @@ export interface DerStatus {
   limit: { enabled: boolean; percent: number; revertSeconds: number; remainingSeconds: number } | null;
   /** State of charge, percent (model 713), or null. */
   socPercent: number | null;
+  /**
+   * Unserved energy (vendor model 64900: energy port = its cell, router = the complex):
+   * cumulative load shed and PV curtailed, whole Wh, and the present W; null when the device
+   * does not carry the model.
+   */
+  balance: { shedWh: bigint; curtailedWh: bigint; shedW: number | null; curtailedW: number | null } | null;
 }
 
 export interface DerClientParameters {
@@ -225,7 +233,31 @@ export function createDerClient(parameters: DerClientParameters): DerClient {
         const sf = scaleFactor(r[STORAGE_713.Pct_SF] ?? 0x8000);
         socPercent = soc === null || sf === null ? null : soc * 10 ** sf;
       }
-      return { watts, setpoint, limit, socPercent };
+      let balance: DerStatus['balance'] = null;
+      const m64900 = found.get(BALANCE_64900.id);
+      if (m64900 !== undefined) {
+        const r = await readBlock(m64900, 2 + BALANCE_64900.length);
+        const whSf = scaleFactor(r[BALANCE_64900.Wh_SF] ?? 0x8000);
+        const wSf = scaleFactor(r[BALANCE_64900.W_SF] ?? 0x8000);
+        // With Wh_SF implemented, an acc64 of 0 is a zero count (docs/modbus.md).
+        const energy = (at: number) => {
+          const v = acc64(r.slice(at, at + 4)) ?? 0n;
+          return (whSf ?? 0) >= 0 ? v * 10n ** BigInt(whSf ?? 0) : v / 10n ** BigInt(-(whSf ?? 0));
+        };
+        const power = (at: number) => {
+          const w = int16(r[at] ?? 0x8000);
+          return w === null || wSf === null ? null : w * 10 ** wSf;
+        };
+        if (whSf !== null) {
+          balance = {
+            shedWh: energy(BALANCE_64900.ShedWh),
+            curtailedWh: energy(BALANCE_64900.CurtWh),
+            shedW: power(BALANCE_64900.ShedW),
+            curtailedW: power(BALANCE_64900.CurtW),
+          };
+        }
+      }
+      return { watts, setpoint, limit, socPercent, balance };
     },
     async writeSetpoint(watts, revertSeconds) {
       const start = await controlsAt();

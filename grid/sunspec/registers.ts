@@ -184,3 +184,23 @@ export const STORAGE_713 = {
   WH_SF: 7,
   Pct_SF: 8, // 40300
 } as const;
+
+/**
+ * gridcell's vendor model 64900 (SunSpec reserves 64000-65535 for vendor extensions): the
+ * energy a cell (on its energy port) or the complex (on its router) could not serve or take,
+ * read-only. SunSpec has no standard point for shed load; this model carries it so a
+ * controller can report unserved energy from the device, not from the simulation's memory.
+ * The counters are whole Wh since the device started (acc64, Wh_SF 0, never reset); with
+ * Wh_SF implemented, a counter reading 0 is zero, not "not implemented" (as for model 203).
+ * docs/modbus.md has the absolute addresses.
+ */
+export const BALANCE_64900 = {
+  id: 64900,
+  length: 12,
+  ShedWh: 2, // acc64, Wh_SF: load shed (unserved energy)
+  CurtWh: 6, // acc64, Wh_SF: generation curtailed
+  ShedW: 10, // int16, W_SF: load shed now
+  CurtW: 11, // int16, W_SF: generation curtailed now
+  W_SF: 12,
+  Wh_SF: 13,
+} as const;
