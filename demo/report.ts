@@ -75,6 +75,7 @@ export async function collectIntervalReport(parameters: {
   const { publicClient, manifest, interval: t } = parameters;
   const pool = { address: manifest.contracts.pool, abi: clearingPoolAbi } as const;
   const from = manifest.deploymentBlock;
+  const hasRange = parameters.fromBlock <= parameters.toBlock;
   const [state, clearedLogs, scheduled, settled, vouchers, proofs] = await Promise.all([
     publicClient.readContract({ ...pool, functionName: 'intervalOf', args: [t] }),
     publicClient.getContractEvents({
@@ -95,20 +96,24 @@ export async function collectIntervalReport(parameters: {
       args: { interval: t },
       fromBlock: from,
     }),
-    publicClient.getContractEvents({
-      address: manifest.contracts.channels,
-      abi: debtChannelsAbi,
-      eventName: 'VoucherAccepted',
-      fromBlock: parameters.fromBlock,
-      toBlock: parameters.toBlock,
-    }),
-    publicClient.getContractEvents({
-      address: manifest.contracts.channels,
-      abi: debtChannelsAbi,
-      eventName: 'DeliveryProven',
-      fromBlock: parameters.fromBlock,
-      toBlock: parameters.toBlock,
-    }),
+    hasRange
+      ? publicClient.getContractEvents({
+          address: manifest.contracts.channels,
+          abi: debtChannelsAbi,
+          eventName: 'VoucherAccepted',
+          fromBlock: parameters.fromBlock,
+          toBlock: parameters.toBlock,
+        })
+      : [],
+    hasRange
+      ? publicClient.getContractEvents({
+          address: manifest.contracts.channels,
+          abi: debtChannelsAbi,
+          eventName: 'DeliveryProven',
+          fromBlock: parameters.fromBlock,
+          toBlock: parameters.toBlock,
+        })
+      : [],
   ]);
   let clearedBeforeDelivery: bigint | undefined;
   const clearedLog = clearedLogs[0];

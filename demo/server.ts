@@ -3,7 +3,6 @@
  * and /ready) answered by graphql/'s fetch handler. The page reads only /graphql.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 import type { GraphqlServer } from '../graphql/index.js';
 import { dashboardPage } from './dashboard/page.js';
 
@@ -38,15 +37,28 @@ async function send(res: ServerResponse, response: Response): Promise<void> {
   response.headers.forEach((v, k) => {
     headers[k] = v;
   });
-  res.writeHead(response.status, headers);
-  if (!response.body) {
-    res.end();
+  const streaming = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+  if (!streaming || !response.body) {
+    // A whole answer: read it, then send it with its true length.
+    const body = Buffer.from(await response.arrayBuffer());
+    headers['content-length'] = String(body.length);
+    res.writeHead(response.status, headers);
+    res.end(body);
     return;
   }
-  const stream = Readable.fromWeb(response.body as never);
-  res.on('close', () => stream.destroy());
-  stream.on('error', () => res.end());
-  stream.pipe(res);
+  // Server-sent events (subscriptions): pass each chunk on until either side ends.
+  delete headers['content-length'];
+  res.writeHead(response.status, headers);
+  const reader = response.body.getReader();
+  res.on('close', () => {
+    void reader.cancel().catch(() => undefined);
+  });
+  for (;;) {
+    const { done, value } = await reader.read().catch(() => ({ done: true, value: undefined }));
+    if (done || !value) break;
+    res.write(value);
+  }
+  res.end();
 }
 
 /**
