@@ -90,7 +90,7 @@ describe('the grid controller against a real chain, real Modbus devices and a re
       confirmations: 1,
       revertSeconds: 60,
       refreshSeconds: 20,
-      writeLeadSeconds: WRITE_LEAD,
+      writeLeadSeconds: Number(WRITE_LEAD),
       fromBlock: await kit.publicClient.getBlockNumber(),
     });
 
