@@ -570,6 +570,45 @@ contract CellWalletsTest is PoolFixture {
         assertEq(wallets.collectDebt(1), 4e6, "collected");
     }
 
+    function test_payTwoFromMarket_creditsBothAndRepaysDebtFirst() public {
+        _deposit(10e6);
+        _setCap(type(uint256).max);
+        CellKeys memory creditor = _creditor();
+        CellKeys memory payee = newCell(CellType.StochasticGenerator, LIMIT_W, LIMIT_W, 0);
+        vm.startPrank(market);
+        wallets.commitForAgent(cell.id, 10e6);
+        wallets.recordDebt(cell.id, creditor.id, 1e6);
+        wallets.payTwoFromMarket(payee.id, 3e6, cell.id, 5e6);
+        vm.stopPrank();
+        assertEq(available(payee.id), 3e6, "first payee");
+        assertEq(wallets.debtOf(cell.id), 0, "the second payee's debt repaid first");
+        assertEq(available(cell.id), 4e6, "the rest of the second payment");
+        assertEq(wallets.marketBalance(market), 2e6, "market keeps the rest");
+        assertTrue(wallets.isMarket(market), "still a market");
+        assertEq(token.balanceOf(address(wallets)), 3e6 + 4e6 + 2e6 + wallets.heldForCreditors(), "ledger");
+    }
+
+    function test_payTwoFromMarket_revertsWithMarketUnderfundedForTheSum() public {
+        _deposit(10e6);
+        _setCap(type(uint256).max);
+        CellKeys memory payee = newCell(CellType.StochasticGenerator, LIMIT_W, LIMIT_W, 0);
+        vm.startPrank(market);
+        wallets.commitForAgent(cell.id, 5e6);
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletMarketUnderfunded.selector, market, 5e6, 5e6 + 1));
+        wallets.payTwoFromMarket(payee.id, 3e6, cell.id, 2e6 + 1);
+        vm.stopPrank();
+    }
+
+    function test_payTwoFromMarket_revertsWithNotMarket() public {
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletNotMarket.selector, address(this)));
+        wallets.payTwoFromMarket(cell.id, 0, cell.id, 0);
+    }
+
+    function test_commitForAgent_revertsWithNotMarket() public {
+        vm.expectRevert(abi.encodeWithSelector(ICellWallets.WalletNotMarket.selector, address(this)));
+        wallets.commitForAgent(cell.id, 0);
+    }
+
     function test_repayDebt_usesMoneyBackFromEscrow() public {
         _deposit(10e6);
         _setCap(type(uint256).max);

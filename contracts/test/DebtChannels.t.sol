@@ -38,6 +38,48 @@ contract DebtChannelsTest is ChannelFixture {
         channels.open(k.deal, b, b);
     }
 
+    function test_open_takesTheSendingAgentsConsentForAnEmptySignature() public {
+        DealKeys memory k = standardDeal();
+        (bytes memory b,) = signDeal(k);
+        vm.prank(k.seller.agent);
+        bytes32 id = channels.open(k.deal, b, "");
+        assertEq(uint256(state(id).status), uint256(IDebtChannels.Status.Open), "opened");
+    }
+
+    function test_open_revertsWithNotAgentWhenEmptySignatureSentByAnyoneElse() public {
+        DealKeys memory k = standardDeal();
+        (bytes memory b, bytes memory s) = signDeal(k);
+        // A stranger, the cell's owner (not its agent) and the other party's agent: none of
+        // them stands for the seller's agent.
+        address[3] memory callers = [stranger, k.seller.owner, k.buyer.agent];
+        for (uint256 i = 0; i < callers.length; ++i) {
+            vm.prank(callers[i]);
+            vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelNotAgent.selector, k.seller.id, callers[i]));
+            channels.open(k.deal, b, "");
+        }
+        vm.prank(k.seller.agent);
+        vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelNotAgent.selector, k.buyer.id, k.seller.agent));
+        channels.open(k.deal, "", s);
+    }
+
+    function test_open_revertsWithBadTermsWhenAFieldHasDirtyBits() public {
+        DealKeys memory k = standardDeal();
+        (bytes memory b, bytes memory s) = signDeal(k);
+        bytes memory data = abi.encodeCall(channels.open, (k.deal, b, s));
+        // maxWhPerInterval is the deal's fifth word, after the 4-byte selector.
+        uint256 at = 4 + 4 * 32;
+        data[at + 23] = 0x01; // bit 64 of the word: beyond uint64
+        (bool ok, bytes memory reason) = address(channels).call(data);
+        assertFalse(ok, "refused");
+        assertEq(
+            keccak256(reason),
+            keccak256(
+                abi.encodeWithSelector(IDebtChannels.ChannelBadTerms.selector, "a field has bits beyond its type")
+            ),
+            "named for what it is"
+        );
+    }
+
     function test_open_revertsWithMeterBookedWhenDealsOverlap() public {
         DealKeys memory k = openStandard();
         DealKeys memory k2 = nextDealOnMeter(k);
@@ -283,6 +325,22 @@ contract DebtChannelsTest is ChannelFixture {
         assertEq(channels.bookedThrough(k.seller.meter), k.deal.firstInterval + 2, "meter free after now");
     }
 
+    function test_closeCooperative_takesTheSendingAgentsConsentForAnEmptySignature() public {
+        DealKeys memory k = openStandard();
+        bytes memory sellerSig = signDigest(k.seller.agentKey, channels.hashClose(k.id, 0));
+        // The buyer's agent cannot stand for the seller too.
+        vm.prank(k.buyer.agent);
+        vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelNotAgent.selector, k.seller.id, k.buyer.agent));
+        channels.closeCooperative(k.deal, 0, "", "");
+        vm.prank(stranger);
+        vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelNotAgent.selector, k.buyer.id, stranger));
+        channels.closeCooperative(k.deal, 0, "", sellerSig);
+        vm.prank(k.buyer.agent);
+        channels.closeCooperative(k.deal, 0, "", sellerSig);
+        assertEq(uint256(state(k.id).status), uint256(IDebtChannels.Status.Closed), "closed");
+        assertEq(available(k.buyer.id), FUNDS, "collateral back");
+    }
+
     function test_closeCooperative_revertsWithNotAgentWhenVoucherSignatureReused() public {
         DealKeys memory k = openStandard();
         // A voucher signature is not a close signature (another EIP-712 type).
@@ -522,6 +580,10 @@ contract DebtChannelsTest is ChannelFixture {
         channels.open(k.deal, new bytes(63), seller);
         vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelBadSignature.selector, 66));
         channels.open(k.deal, abi.encodePacked(r, s, v, uint8(0)), seller);
+
+        // Recovers no address: v neither 27 nor 28.
+        vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelBadSignature.selector, 65));
+        channels.open(k.deal, abi.encodePacked(r, s, uint8(29)), seller);
 
         // Recovers no address: r = 0.
         vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelBadSignature.selector, 65));
