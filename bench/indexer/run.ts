@@ -249,7 +249,11 @@ async function main() {
         if (n !== 100) throw new Error(`gridcell answered ${n} orders, expected 100`);
       },
     };
-    results.gridcell = { readySeconds: gridcellReady, query: gridcellQuery };
+    results.gridcell = {
+      readySeconds: gridcellReady,
+      log: gridcell.output().match(/backfill done: .*/)?.[0],
+      query: gridcellQuery,
+    };
     const askers: Record<string, Asker> = { gridcell: askGridcell };
 
     // ---- Ponder
@@ -275,7 +279,6 @@ async function main() {
           PONDER_TELEMETRY_DISABLED: 'true',
           BENCH_MANIFEST: manifestPath,
           DATABASE_URL: options.postgres ?? '',
-          PONDER_LOG_LEVEL: 'warn',
         },
       );
       try {
@@ -308,7 +311,11 @@ async function main() {
             if (n !== 100) throw new Error(`ponder answered ${n} orders, expected 100`);
           },
         };
-        results.ponder = { readySeconds: ponderReady, query: ponderQuery };
+        results.ponder = {
+          readySeconds: ponderReady,
+          log: ponder.output().match(/Completed backfill indexing.*/)?.[0],
+          query: ponderQuery,
+        };
       } catch (error) {
         results.ponder = { error: (error as Error).message, output: ponder.output().slice(-4000) };
         log(`ponder failed: ${(error as Error).message}\n${ponder.output().slice(-4000)}`);

@@ -124,6 +124,7 @@ export function createIndexer(parameters: IndexerParameters): Indexer {
   let loop: Promise<void> | undefined;
   // Backfill progress, for the log line every few seconds.
   let progress = { at: Date.now(), blocks: 0, events: 0 };
+  let backfill = { at: Date.now(), events: 0, from: 0 };
 
   const rpc = <T>(method: string, params: unknown[]) =>
     publicClient.request({ method, params } as never) as Promise<T>;
@@ -244,6 +245,7 @@ export function createIndexer(parameters: IndexerParameters): Indexer {
     const count = await commit(logs, [], last, safe);
     progress.blocks += to - from + 1;
     progress.events += count;
+    backfill.events += count;
     const now = Date.now();
     if (now - progress.at >= 2000) {
       const s = (now - progress.at) / 1000;
@@ -337,10 +339,17 @@ export function createIndexer(parameters: IndexerParameters): Indexer {
       if (phase !== 'backfill') {
         logger.info(`backfill: blocks ${checkpoint.number + 1} to ${finalized} (head ${head})`);
         progress = { at: Date.now(), blocks: 0, events: 0 };
+        backfill = { at: Date.now(), events: 0, from: checkpoint.number + 1 };
       }
       phase = 'backfill';
       await backfillStep(checkpoint.number + 1, finalized);
       return 'busy';
+    }
+    if (phase === 'backfill') {
+      const s = (Date.now() - backfill.at) / 1000;
+      logger.info(
+        `backfill done: blocks ${backfill.from}-${checkpoint.number}, ${backfill.events} events in ${s.toFixed(2)} s (${Math.round(backfill.events / Math.max(s, 0.001))} events/s)`,
+      );
     }
     if (phase !== 'follow') logger.info(`following the head from block ${checkpoint.number} (head ${head})`);
     phase = 'follow';
