@@ -157,6 +157,10 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
     channelsDomain: clients.channelsDomain,
     tx,
     redeemThreshold: config.deals.redeemThreshold,
+    now: () => now,
+    intervalSeconds: manifest.pool.intervalSeconds,
+    closeAnswerSeconds: config.deals.closeAnswerSeconds,
+    finalVoucherWaitSeconds: config.deals.finalVoucherWaitSeconds,
     logger: logger.child('deals'),
   });
   const negotiation = createContractNet({
@@ -269,6 +273,7 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
   async function tick() {
     now = Number(await clock.now());
     await negotiation.tick();
+    await deals.tick();
     await callIfShort();
     if (config.pool.enabled) {
       const target = nextOpenInterval(BigInt(now), L, lead);

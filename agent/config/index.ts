@@ -63,7 +63,13 @@ export const agentConfigSchema = z.object({
     /** The price asked in bilateral deals; default minSellPrice. */
     dealPrice: price.optional(),
   }),
-  pool: z.object({ enabled: z.boolean().default(true) }).prefault({}),
+  pool: z
+    .object({
+      enabled: z.boolean().default(true),
+      /** Cancel an order before gate closure when the forecast no longer backs it (and bid again). */
+      cancelUnbacked: z.boolean().default(true),
+    })
+    .prefault({}),
   deals: z
     .object({
       sell: z.boolean().default(true),
@@ -81,6 +87,10 @@ export const agentConfigSchema = z.object({
       acceptWindowSeconds: z.number().int().positive().default(120),
       /** The seller redeems once this much is owed beyond what was paid (and at the deal's end). */
       redeemThreshold: wh.default(0n),
+      /** How long the seller waits for the buyer's signature on the final amount before it closes alone, s. */
+      closeAnswerSeconds: z.number().int().positive().default(120),
+      /** How long after a deal's delivery the seller waits for the last voucher before it closes anyway, s. */
+      finalVoucherWaitSeconds: z.number().int().nonnegative().default(300),
     })
     .prefault({}),
   services: z

@@ -27,6 +27,10 @@ import { parseReadingMessage, topics } from '../../oracle/messages/index.js';
 import type { BodyOf } from '../messages/index.js';
 import type { AgentDirectory, AgentNet } from '../net/index.js';
 import type { TxSender } from '../sender/index.js';
+import { type ChannelClose, type CloseMetrics, createChannelCloser } from './closing.js';
+import { handInFirstReading } from './firstReading.js';
+
+export type { ChannelClose, CloseMetrics, CloseState } from './closing.js';
 
 interface SignedReading {
   reading: MeterReading;
@@ -47,9 +51,11 @@ export interface OpenDeal {
   redeeming?: boolean;
   /** Buyer: subscribed to the seller meter's readings. */
   subscribed: boolean;
+  /** The channel's close, once under way (docs/agent.md, "Closing the channel"). */
+  close?: ChannelClose;
 }
 
-export interface DealMetrics {
+export interface DealMetrics extends CloseMetrics {
   readingsUsed: number;
   readingsRejected: number;
   vouchersSigned: number;
@@ -62,6 +68,8 @@ export interface DealBook {
   add(deal: Deal, channel: Hex, role: 'buyer' | 'seller'): void;
   deals(): OpenDeal[];
   metrics(): DealMetrics;
+  /** Moves the closes of finished deals on (each agent round). */
+  tick(): Promise<void>;
   stop(): void;
 }
 
@@ -78,6 +86,13 @@ export interface CreateDealBookParameters {
   channelsDomain: GridcellDomain;
   tx: TxSender;
   redeemThreshold: bigint;
+  /** The deployment's clock, Unix s, as the agent last read it. */
+  now: () => number;
+  intervalSeconds: bigint;
+  /** How long the seller waits for the buyer's close signature (default 120 s). */
+  closeAnswerSeconds?: number;
+  /** How long after delivery the seller waits for the last voucher before closing (default 300 s). */
+  finalVoucherWaitSeconds?: number;
   logger: Logger;
 }
 
@@ -91,7 +106,7 @@ export function createDealBook(parameters: CreateDealBookParameters): DealBook {
   const { cell, zone, chainId, account, net, mqtt, directory, publicClient, tx, logger } = parameters;
   const open = new Map<Hex, OpenDeal>();
   const byTopic = new Map<string, OpenDeal>();
-  const metrics: DealMetrics = {
+  const metrics: Omit<DealMetrics, keyof CloseMetrics> = {
     readingsUsed: 0,
     readingsRejected: 0,
     vouchersSigned: 0,
@@ -211,23 +226,12 @@ export function createDealBook(parameters: CreateDealBookParameters): DealBook {
         functionName: 'channelOf',
         args: [entry.channel],
       });
-      // The channel counts from the lowest counter its readings have shown: hand in the
-      // deal's first reading once, so that the vouchers count from the deal's start.
-      if (state.baselineCumWh === 0n && entry.firstReading.reading.interval === entry.deal.firstInterval) {
-        await tx.send({
-          ...channels,
-          functionName: 'redeemWithReadings',
-          args: [
-            entry.deal,
-            [
-              toSignedReadingArg({
-                message: entry.firstReading.reading,
-                signature: entry.firstReading.signature,
-              }),
-            ],
-          ],
-        });
-      }
+      await handInFirstReading({
+        entry,
+        baselineCumWh: state.baselineCumWh,
+        channels: parameters.channels,
+        tx,
+      });
       const receipt = await tx.send({
         ...channels,
         functionName: 'redeem',
@@ -260,6 +264,33 @@ export function createDealBook(parameters: CreateDealBookParameters): DealBook {
     }
   }
 
+  const closer = createChannelCloser({
+    cell,
+    account,
+    net,
+    directory,
+    publicClient,
+    channels: parameters.channels,
+    channelsDomain: parameters.channelsDomain,
+    tx,
+    now: parameters.now,
+    intervalSeconds: parameters.intervalSeconds,
+    closeAnswerSeconds: parameters.closeAnswerSeconds ?? 120,
+    finalVoucherWaitSeconds: parameters.finalVoucherWaitSeconds ?? 300,
+    deals: () => open.values(),
+    deal: (channel) => open.get(channel),
+    onClosed(entry) {
+      if (entry.role !== 'buyer') return;
+      // The deal is over: stop following the seller's meter.
+      const topic = topics.reading(zone, entry.deal.sellerCell, entry.deal.sellerMeter);
+      if (byTopic.get(topic) === entry) {
+        byTopic.delete(topic);
+        mqtt?.unsubscribe(topic);
+      }
+    },
+    logger: logger.child('close'),
+  });
+
   const onMessage = (topic: string, payload: Buffer) => {
     onReading(topic, payload).catch((error) => logger.error('reading handler failed', { topic, error }));
   };
@@ -281,8 +312,10 @@ export function createDealBook(parameters: CreateDealBookParameters): DealBook {
       }
     },
     deals: () => [...open.values()],
-    metrics: () => ({ ...metrics }),
+    metrics: () => ({ ...metrics, ...closer.metrics() }),
+    tick: () => closer.tick(),
     stop() {
+      closer.stop();
       mqtt?.off('message', onMessage);
     },
   };

@@ -150,6 +150,40 @@ const voucher = z.object({
   firstReading: signedReadingSchema,
 });
 
+/**
+ * Closing a channel cooperatively (docs/agent.md, "Closing the channel"): once the deal's
+ * delivery is over, the seller proposes the final amount (its latest voucher's
+ * `cumulativeAmount`) with its EIP-712 `CloseChannel` signature; the buyer answers with its
+ * own signature over the same amount, or refuses with a reason. Either side can then call
+ * `closeCooperative`. Resent until answered: gossipsub does not guarantee delivery.
+ */
+const closePropose = z.object({
+  type: z.literal('close-propose'),
+  to: positive,
+  channel: bytes32,
+  finalAmount: decimal,
+  /** The voucher the amount comes from (0: none, the amount is what was paid). */
+  seq: z.number().int().nonnegative().max(0xffffffff),
+  signature,
+  /** The seller takes the unilateral path after this (Unix s, the deployment's clock). */
+  deadline: unix,
+});
+
+const closeAccept = z.object({
+  type: z.literal('close-accept'),
+  to: positive,
+  channel: bytes32,
+  finalAmount: decimal,
+  signature,
+});
+
+const closeRefuse = z.object({
+  type: z.literal('close-refuse'),
+  to: positive,
+  channel: bytes32,
+  reason: z.string().max(400),
+});
+
 /** A service application announces itself (IDEA plug & play: discovery by the agents). */
 const serviceAnnounce = z.object({
   type: z.literal('service-announce'),
@@ -235,6 +269,9 @@ export const bodySchema = z.discriminatedUnion('type', [
   inform,
   failure,
   voucher,
+  closePropose,
+  closeAccept,
+  closeRefuse,
   serviceAnnounce,
   drEvent,
   drResponse,
@@ -259,6 +296,9 @@ export const topicOf: Record<BodyType, TopicKind> = {
   inform: 'negotiation',
   failure: 'negotiation',
   voucher: 'negotiation',
+  'close-propose': 'negotiation',
+  'close-accept': 'negotiation',
+  'close-refuse': 'negotiation',
   'service-announce': 'services',
   'dr-event': 'services',
   'dr-response': 'services',
@@ -350,6 +390,7 @@ export function deadlineOf(body: Body): number | undefined {
     case 'cfp':
     case 'accept-proposal':
     case 'dr-event':
+    case 'close-propose':
       return body.deadline;
     case 'propose':
       return body.validUntil;
