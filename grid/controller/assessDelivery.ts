@@ -124,9 +124,10 @@ export function assessDelivery(parameters: AssessDeliveryParameters): DeliveryRe
       const byPercent = (size * BigInt(Math.round(tolerance.percent * 100))) / 10_000n;
       const allowed = byPercent > tolerance.wh ? byPercent : tolerance.wh;
       if (missing > allowed) {
-        const did = selling
-          ? `its meter counted a net export of ${meteredWh} Wh`
-          : `its meter counted a net import of ${-meteredWh} Wh`;
+        const did =
+          meteredWh >= 0n
+            ? `its meter counted a net export of ${meteredWh} Wh`
+            : `its meter counted a net import of ${-meteredWh} Wh`;
         reserve.push({
           interval: parameters.requestInterval,
           code: 'Shortfall',
