@@ -20,10 +20,10 @@ money and energy; then it keeps the dashboard up until Ctrl-C (or exits with --e
 
 Options:
   --scenario NAME       all (default), grid-connected, islanded or plug-and-play
-  --intervals N         intervals per phase (default 4; scenario 1 has two phases)
+  --intervals N         intervals per phase (default 3; scenario 1 has two phases)
   --speed X             chain seconds per real second (default 60: an interval in 15 s)
   --real-time           900-second intervals on the wall clock
-  --start-hour H        the accelerated clock starts at H:00 UTC (default 8)
+  --start-hour H        the accelerated clock starts at H:00 UTC (default 7)
   --rpc URL             use this node instead of the embedded anvil (anvil's development
                         accounts must hold ETH there; the accelerated clock needs anvil's
                         methods, otherwise add --real-time)
@@ -42,10 +42,10 @@ Options:
 
 const schema = z.object({
   scenario: z.enum(['all', ...scenarioNames]).default('all'),
-  intervals: z.coerce.number().int().min(1).max(96).default(4),
+  intervals: z.coerce.number().int().min(1).max(96).default(3),
   speed: z.coerce.number().min(1).max(600).default(60),
   'real-time': z.boolean().default(false),
-  'start-hour': z.coerce.number().int().min(0).max(23).default(8),
+  'start-hour': z.coerce.number().int().min(0).max(23).default(7),
   rpc: z.string().url().optional(),
   mqtt: z.string().url().optional(),
   'database-url': z.string().min(1).optional(),
