@@ -2,11 +2,19 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { debtChannelsAbi } from '../chain/abi/contracts.generated.js';
 import { useKit } from '../chain/test/kit.js';
 import { type Database, openDatabase } from '../indexer/database/index.js';
 import { silentLogger } from '../indexer/logger.js';
 import { createIndexer, type Indexer } from '../indexer/sync/index.js';
-import { clearBook, runInterval, settleBook, submitBook, waitFor } from '../indexer/test/scenario.js';
+import {
+  clearBook,
+  openChannelWithVoucher,
+  runInterval,
+  settleBook,
+  submitBook,
+  waitFor,
+} from '../indexer/test/scenario.js';
 import { createGraphqlServer, type GraphqlServer } from './index.js';
 
 const kit = useKit();
@@ -108,6 +116,45 @@ describe('GraphQL over the index', () => {
     expect(interval.settlements).toHaveLength(4);
     expect(interval.settlements.map((s) => s.side).sort()).toEqual(['BUY', 'BUY', 'SELL', 'SELL']);
     for (const s of interval.settlements) expect(s.cell.wallet.deposited).toBe('10000000000');
+  });
+
+  it('serves a debt channel, its parties and the voucher it redeemed', async () => {
+    const { id, buyer, seller } = await openChannelWithVoucher(kit);
+    await caughtUp();
+    const result = await gql(
+      `query ($id: String!) {
+        channel(id: $id) {
+          id status collateral voucherSeq deliveredWh owedAmount paidAmount pricePerKWh
+          buyer { id owner } seller { id }
+          vouchers { seq cumulativeWh cumulativeAmount paidNow }
+        }
+        vouchers(where: { channelId: $id }) { nodes { seq } }
+      }`,
+      { id },
+    );
+    expect(result.errors).toBeUndefined();
+    expect(result.data?.channel).toMatchObject({
+      id,
+      status: 'open',
+      voucherSeq: 1,
+      deliveredWh: '1500',
+      owedAmount: '300000',
+      pricePerKWh: '200000',
+      buyer: { id: Number(buyer.id), owner: buyer.owner.address },
+      seller: { id: Number(seller.id) },
+      vouchers: [{ seq: 1, cumulativeWh: '1500', cumulativeAmount: '300000' }],
+    });
+    const channel = result.data?.channel as { collateral: string; paidAmount: string };
+    // What the voucher paid came out of the collateral, as on chain.
+    const onChain = await kit.publicClient.readContract({
+      address: kit.manifest.contracts.channels,
+      abi: debtChannelsAbi,
+      functionName: 'channelOf',
+      args: [id],
+    });
+    expect(channel.collateral).toBe(onChain.collateral.toString());
+    expect(BigInt(channel.collateral) + BigInt(channel.paidAmount)).toBe(1_600_000n);
+    expect(result.data?.vouchers).toEqual({ nodes: [{ seq: 1 }] });
   });
 
   it('pages through every cell with cursors, in both directions, within the maximum page size', async () => {

@@ -11,6 +11,7 @@ function int(value: unknown, what: string): number {
 const dec = (value: unknown) => (value as bigint).toString();
 const add = (a: string, b: unknown) => (BigInt(a) + (b as bigint)).toString();
 const maxDec = (a: string, b: unknown) => (BigInt(a) > (b as bigint) ? a : dec(b));
+const sub = (a: string, b: unknown) => (BigInt(a) - (b as bigint)).toString();
 
 function emptyWallet(cellId: number, block: number): DerivedRow<'wallets'> {
   return {
@@ -282,7 +283,9 @@ export async function applyEvent(store: DerivedStore, event: DecodedEvent): Prom
         c.voucherSeq = int(a.seq, 'seq');
         c.deliveredWh = Math.max(c.deliveredWh, int(a.cumulativeWh, 'cumulativeWh'));
         c.owedAmount = maxDec(c.owedAmount, a.cumulativeAmount);
+        // paidNow went to the seller out of the collateral.
         c.paidAmount = add(c.paidAmount, a.paidNow);
+        c.collateral = sub(c.collateral, a.paidNow);
       });
     }
     case 'DeliveryProven':
@@ -290,6 +293,7 @@ export async function applyEvent(store: DerivedStore, event: DecodedEvent): Prom
         c.deliveredWh = Math.max(c.deliveredWh, int(a.owedWh, 'owedWh'));
         c.owedAmount = maxDec(c.owedAmount, a.amount);
         c.paidAmount = add(c.paidAmount, a.paidNow);
+        c.collateral = sub(c.collateral, a.paidNow);
       });
     case 'ChannelClosing':
       return updateChannel(store, a.channel, block, (c) => {
@@ -305,6 +309,8 @@ export async function applyEvent(store: DerivedStore, event: DecodedEvent): Prom
         c.refunded = dec(a.refunded);
         c.debt = dec(a.debt);
         c.debtId = int(a.debtId, 'debtId') || null;
+        // Settled: the seller was paid, the rest refunded; nothing stays locked.
+        c.collateral = '0';
       });
     case 'CollateralWithdrawn':
       return updateChannel(store, a.channel, block, (c) => {

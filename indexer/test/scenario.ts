@@ -4,16 +4,22 @@
  * database with the chain.
  */
 import { createTestClient, http } from 'viem';
-import { clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { clearingPoolAbi, debtChannelsAbi } from '../../chain/abi/contracts.generated.js';
 import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
 import type { Kit, TestCell } from '../../chain/test/kit.js';
 import {
+  channelId,
+  type Deal,
   type MeterReading,
   type Order,
+  signDeal,
   signMeterReading,
   signOrder,
+  signVoucher,
+  toChannelSignature,
   toSignedOrderArg,
   toSignedReadingArg,
+  toSignedVoucherArg,
 } from '../../chain/typed-data/index.js';
 import { CellType, Side } from '../../chain/units/index.js';
 import type { Database } from '../database/index.js';
@@ -145,6 +151,64 @@ export async function runInterval(kit: Kit): Promise<IntervalRun> {
   await clearBook(kit, run);
   await settleBook(kit, run);
   return run;
+}
+
+/**
+ * A debt channel: a prosumer sells to a passive consumer (2000 Wh per interval at 0.20/kWh,
+ * four intervals, 1.6 tokens collateral); the seller redeems a voucher for 1500 Wh (0.3 tokens)
+ * backed by its meter's reading.
+ */
+export async function openChannelWithVoucher(kit: Kit) {
+  const L = kit.manifest.pool.intervalSeconds;
+  const seller = await kit.newCell(CellType.Prosumer);
+  const buyer = await kit.newCell(CellType.PassiveConsumer);
+  const now = await kit.chainTime();
+  const first = now / L + 2n;
+  const deal: Deal = {
+    buyerCell: buyer.id,
+    sellerCell: seller.id,
+    sellerMeter: seller.meter.address,
+    pricePerKWh: 200_000n,
+    maxWhPerInterval: 2000n,
+    firstInterval: first,
+    lastInterval: first + 3n,
+    collateral: 1_600_000n,
+    expiry: now + 3600n,
+    salt: 1n,
+  };
+  const id = channelId(kit.channelsDomain, deal);
+  const channels = { address: kit.manifest.contracts.channels, abi: debtChannelsAbi } as const;
+  const [b, s] = await Promise.all([
+    signDeal(buyer.agent, kit.channelsDomain, deal),
+    signDeal(seller.agent, kit.channelsDomain, deal),
+  ]);
+  await kit.write(await kit.freshAccount(), {
+    ...channels,
+    functionName: 'open',
+    args: [deal, toChannelSignature(b.signature), toChannelSignature(s.signature)],
+  });
+  const reading = await signMeterReading(seller.meter, kit.channelsDomain, {
+    meter: seller.meter.address,
+    cell: seller.id,
+    interval: first,
+    importWh: 0n,
+    exportWh: 1500n,
+    importCumWh: 0n,
+    exportCumWh: 11_500n,
+    seq: first,
+  });
+  const voucher = await signVoucher(buyer.agent, kit.channelsDomain, {
+    channel: id,
+    seq: 1,
+    cumulativeWh: 1500n,
+    cumulativeAmount: 300_000n,
+  });
+  await kit.write(await kit.freshAccount(), {
+    ...channels,
+    functionName: 'redeem',
+    args: [deal, toSignedVoucherArg(voucher), toSignedReadingArg(reading)],
+  });
+  return { id, deal, buyer, seller };
 }
 
 /** The chain's logs of the watched contracts as (block, index, hash) keys, in order. */
