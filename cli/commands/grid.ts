@@ -19,10 +19,13 @@ export const gridHelp = `gridcell grid: the Neural Grid controller of a complex 
 Follows the clearing pool's schedule (CellScheduled, IntervalCleared) and the open deals
 (ChannelOpened) on confirmed blocks; refuses, before delivery, schedules that break a cell's
 or the complex's connection limits and raises reserve requests for the next interval; at
-delivery start writes the energy ports', rectiverters' and router's setpoints over Modbus
-(SunSpec DER models 701/704), refreshes them within their revert time, reads them back, and
-publishes plan, refusals, reserve requests and telemetry on MQTT. Runs until Ctrl-C; the
-devices fall back to their safe state on their own when it stops.
+delivery start (writeLeadSeconds before it) writes the energy ports', rectiverters' and
+router's setpoints over Modbus (SunSpec DER models 701/704), refreshes them within their
+revert time, reads them back, and publishes plan, refusals, reserve requests and telemetry on
+MQTT. After each interval it reads the ports', router's and meters' counters and publishes
+the unserved energy (shed load, curtailed PV) and a reserve request for every cell whose
+meter fell short of its schedule. Runs until Ctrl-C; the devices fall back to their safe
+state on their own when it stops.
 
 Usage: gridcell grid --config FILE [options]
 
@@ -136,6 +139,9 @@ export async function gridCommand(argv: string[], io: Io): Promise<void> {
     revertSeconds: config.revertSeconds,
     ...(config.refreshSeconds !== undefined ? { refreshSeconds: config.refreshSeconds } : {}),
     islanded: values.islanded ?? config.islanded,
+    writeLeadSeconds: config.writeLeadSeconds,
+    shortfallToleranceWh: config.shortfallToleranceWh,
+    shortfallTolerancePct: config.shortfallTolerancePct,
   });
   const stopped = onShutdown(async (signal) => {
     logger.info(`${signal}: stopping`);

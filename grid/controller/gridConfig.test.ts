@@ -25,6 +25,9 @@ describe('the grid config and the topology files', () => {
       revertSeconds: 60,
       clock: 'chain',
       islanded: false,
+      writeLeadSeconds: 5,
+      shortfallToleranceWh: 10,
+      shortfallTolerancePct: 2,
     });
   });
 

@@ -52,6 +52,11 @@ export const gridConfigSchema = z
     refreshSeconds: z.number().int().min(1).optional(),
     pollMs: z.number().int().min(50).default(1000),
     islanded: z.boolean().default(false),
+    /** Clock seconds before delivery start at which a confirmed interval's setpoints are written. */
+    writeLeadSeconds: z.number().int().min(0).default(5),
+    /** A metered shortfall beyond max(Wh, % of the schedule) raises a reserve request. */
+    shortfallToleranceWh: z.number().int().min(0).default(10),
+    shortfallTolerancePct: z.number().min(0).max(100).default(2),
   })
   .refine((c) => c.refreshSeconds === undefined || c.refreshSeconds < c.revertSeconds, {
     message: 'refreshSeconds must be below revertSeconds, or the devices revert between refreshes',
