@@ -168,7 +168,9 @@ interface IDebtChannels {
     error ChannelZeroAmount();
     error ChannelAmountTooLarge(uint256 amount);
 
-    /// @notice Opens the channel of a deal both agents signed. Anyone may submit it.
+    /// @notice Opens the channel of a deal both agents signed. Anyone may submit it. A party's
+    /// agent that submits it itself may pass an empty signature for its own side: sending the
+    /// transaction is its consent (the caller must then be that cell's agent key).
     /// @return channel The channel id: the deal's EIP-712 digest.
     function open(Deal calldata deal, bytes calldata buyerSignature, bytes calldata sellerSignature)
         external
@@ -191,6 +193,7 @@ interface IDebtChannels {
     function redeemWithReadings(Deal calldata deal, IClearingPool.SignedReading[] calldata readings) external;
 
     /// @notice Closes at once on a final amount both agents signed (EIP-712 `CloseChannel`).
+    /// As in {open}, an empty signature stands for the caller, who must be that side's agent.
     function closeCooperative(
         Deal calldata deal,
         uint96 finalAmount,
