@@ -140,7 +140,12 @@ describe('agents', () => {
     expect(conversation.firstInterval).toBe(c + 2n);
     expect(sellerAgent.ledger.available(c + 2n, 'export')).toBe(500n);
     // The deadline passes: the buyer accepts, the seller opens the channel.
-    await kit.setChainTime(start + 31n);
+    // In two steps, each agent reading the clock after each: a message stamped more than 30 s
+    // ahead of the receiver's clock is ignored, and the buyer accepts in the round that passes
+    // the deadline.
+    await kit.setChainTime(BigInt(conversation.deadline) - 10n);
+    await Promise.all([sellerAgent.tick(), buyerAgent.tick()]);
+    await kit.setChainTime(BigInt(conversation.deadline) + 1n);
     const done = await waitFor('the deal to open on both sides', () => {
       const b = buyerAgent.conversations().find((x) => x.id === conversation.id);
       const s = sellerAgent.conversations().find((x) => x.id === conversation.id);
@@ -168,6 +173,9 @@ describe('agents', () => {
   test('the buyer signs vouchers from the seller meter readings on MQTT and the seller redeems them on chain', async () => {
     await waitFor('the buyer to follow the seller meter', () => buyerAgent.deals().find((d) => d.subscribed));
     await kit.setChainTime((c + 4n) * L + 10n);
+    // Both agents read the new time before the readings come: a voucher stamped by a clock
+    // behind the seller's by more than 120 s would be ignored as late.
+    await Promise.all([sellerAgent.tick(), buyerAgent.tick()]);
     await publishReading(seller, {
       interval: c + 2n,
       importWh: 0n,

@@ -16,7 +16,13 @@ import { BaseError } from '../chain/errors/index.js';
 import type { Logger } from '../chain/logger/index.js';
 import type { Manifest } from '../chain/manifest/index.js';
 import { Side } from '../chain/units/index.js';
-import { createForecast, createPoolBidder, nextOpenInterval, type PoolBid } from './bidding/index.js';
+import {
+  createForecast,
+  createPoolBidder,
+  type ForecastRevision,
+  nextOpenInterval,
+  type PoolBid,
+} from './bidding/index.js';
 import type { AgentConfig } from './config/index.js';
 import { createDealBook, type DealMetrics, type OpenDeal } from './deals/index.js';
 import { createDispatchLedger, type DispatchLedger } from './dispatch/index.js';
@@ -52,6 +58,11 @@ export interface Agent {
     lastInterval: bigint;
   }): Promise<string>;
   requestShedding(interval: bigint, shortfallWh: bigint): Promise<string | undefined>;
+  /**
+   * A new forecast for one interval (a weather update, the owner's plan). From the next round,
+   * a pool order it no longer backs is cancelled before gate closure and what is left is bid.
+   */
+  reviseForecast(interval: bigint, revision: ForecastRevision): void;
   /** Runs one round now (the timer runs them every `tickMs`). */
   tick(): Promise<void>;
   stop(): Promise<void>;
@@ -247,7 +258,7 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
   async function checkBalance() {
     for (const bid of bidder.bids()) {
       const order = bid.order;
-      if (!order || order.side !== Side.Buy || checked.has(bid.interval)) continue;
+      if (!order || bid.cancelled || order.side !== Side.Buy || checked.has(bid.interval)) continue;
       if (BigInt(now) < bid.interval * L) continue;
       checked.add(bid.interval);
       const [state, position] = await Promise.all([
@@ -276,6 +287,8 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
     await deals.tick();
     await callIfShort();
     if (config.pool.enabled) {
+      // An order the forecast no longer backs goes before gate closure, before anything new is bid.
+      if (config.pool.cancelUnbacked) await bidder.review(BigInt(now));
       const target = nextOpenInterval(BigInt(now), L, lead);
       // Deals come first: the pool gets what negotiations leave, unless the gate is near.
       const gateNear = BigInt(now) >= target * L - lead - BigInt(config.deals.cfpWindowSeconds);
@@ -320,6 +333,7 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
     }),
     callForProposals: (request) => negotiation.callForProposals(request),
     requestShedding: (interval, shortfallWh) => services.requestShedding(interval, shortfallWh),
+    reviseForecast: (interval, revision) => forecast.revise(interval, revision),
     tick: async () => {
       while (running) await running;
       await tick();

@@ -21,10 +21,23 @@ export interface IntervalForecast {
   flexibleWh: bigint;
 }
 
+/** A new expectation for one interval (a weather update, the owner's plan): replaces the profile's values. */
+export interface ForecastRevision {
+  loadWh?: bigint;
+  generationWh?: bigint;
+  flexibleLoadWh?: bigint;
+}
+
 export interface Forecast {
   at(interval: bigint): IntervalForecast;
-  /** Moves the state of charge by the plan of `interval` (once per interval). */
+  /**
+   * Moves the state of charge by the plan of `interval` (once per interval). The interval's
+   * plan is then computed from the state of charge it started with, so planning later
+   * intervals does not change what an order already placed stands for.
+   */
   advance(interval: bigint): void;
+  /** Replaces the profile's values for `interval`; the battery estimate follows the new plan. */
+  revise(interval: bigint, revision: ForecastRevision): void;
   setSoc(wh: bigint): void;
   soc(): bigint | undefined;
 }
@@ -39,12 +52,16 @@ export function createForecast(parameters: {
   battery?: AgentConfig['battery'];
 }): Forecast {
   const { profile, battery } = parameters;
-  let soc = battery?.socWh;
-  const advanced = new Set<bigint>();
+  let currentSoc = battery?.socWh;
+  /** The state of charge each planned interval started with. */
+  const advanced = new Map<bigint, bigint | undefined>();
+  const revisions = new Map<bigint, ForecastRevision>();
   function at(interval: bigint): IntervalForecast {
-    const loadWh = cycle(profile.loadWh, interval);
-    const generationWh = cycle(profile.generationWh, interval);
-    const flexibleWh = min(cycle(profile.flexibleLoadWh, interval), loadWh);
+    const revision = revisions.get(interval);
+    const loadWh = revision?.loadWh ?? cycle(profile.loadWh, interval);
+    const generationWh = revision?.generationWh ?? cycle(profile.generationWh, interval);
+    const flexibleWh = min(revision?.flexibleLoadWh ?? cycle(profile.flexibleLoadWh, interval), loadWh);
+    const soc = advanced.has(interval) ? advanced.get(interval) : currentSoc;
     let batteryWh = 0n;
     const raw = generationWh - loadWh;
     if (battery && soc !== undefined) {
@@ -71,13 +88,20 @@ export function createForecast(parameters: {
   return {
     at,
     advance(interval) {
-      if (soc === undefined || advanced.has(interval)) return;
-      advanced.add(interval);
-      soc += at(interval).batteryWh;
+      if (currentSoc === undefined || advanced.has(interval)) return;
+      const battery = at(interval).batteryWh;
+      advanced.set(interval, currentSoc);
+      currentSoc += battery;
+    },
+    revise(interval, revision) {
+      const before = at(interval).batteryWh;
+      revisions.set(interval, { ...revisions.get(interval), ...revision });
+      // A planned interval charges or discharges differently now: carry that forward.
+      if (advanced.has(interval) && currentSoc !== undefined) currentSoc += at(interval).batteryWh - before;
     },
     setSoc(wh) {
-      soc = wh;
+      currentSoc = wh;
     },
-    soc: () => soc,
+    soc: () => currentSoc,
   };
 }

@@ -19,7 +19,7 @@ import type { DispatchLedger } from '../dispatch/index.js';
 import type { TxSender } from '../sender/index.js';
 import type { Forecast } from './forecast.js';
 
-export { createForecast, type Forecast, type IntervalForecast } from './forecast.js';
+export { createForecast, type Forecast, type ForecastRevision, type IntervalForecast } from './forecast.js';
 
 export interface PoolBid {
   interval: bigint;
@@ -27,12 +27,20 @@ export interface PoolBid {
   transaction?: `0x${string}`;
   /** Why no order was placed. */
   skipped?: string;
+  /** The order was cancelled before gate closure: the forecast no longer backed it. */
+  cancelled?: { transaction: `0x${string}`; reason: string };
 }
 
 export interface PoolBidder {
   /** Bids for `interval` once; later calls return the first result. */
   bid(interval: bigint): Promise<PoolBid>;
   bids(): PoolBid[];
+  /**
+   * Cancels, before gate closure, each placed order the dispatch ledger no longer backs (the
+   * forecast fell below what is committed); the interval may then be bid again with what is left.
+   * @returns the orders cancelled now.
+   */
+  review(now: bigint): Promise<PoolBid[]>;
 }
 
 export interface CreatePoolBidderParameters {
@@ -121,7 +129,55 @@ export function createPoolBidder(parameters: CreatePoolBidderParameters): PoolBi
     }
   }
 
+  async function cancel(bid: PoolBid, order: Order, reason: string) {
+    const receipt = await tx.send({
+      address: pool,
+      abi: clearingPoolAbi,
+      functionName: 'cancelOrder',
+      args: [cell, order.interval, order.nonce],
+    });
+    bid.cancelled = { transaction: receipt.transactionHash, reason };
+    ledger.release(`pool:${order.interval}`);
+    // The interval is open again: the next round bids what the forecast still backs.
+    results.delete(order.interval);
+    logger.warn('pool order cancelled', {
+      interval: order.interval,
+      nonce: order.nonce,
+      wh: order.energyWh,
+      reason,
+      transaction: receipt.transactionHash,
+    });
+  }
+
   return {
+    async review(now) {
+      const cancelled: PoolBid[] = [];
+      for (const bid of settled) {
+        const { order } = bid;
+        if (!order || bid.cancelled) continue;
+        const gateClosure = order.interval * parameters.intervalSeconds - parameters.gateClosureLead;
+        if (now >= gateClosure) continue;
+        const direction = order.side === Side.Sell ? 'export' : 'import';
+        const over = ledger.overCommitted(order.interval, direction);
+        if (over === 0n) continue;
+        const backed = order.energyWh > over ? order.energyWh - over : 0n;
+        try {
+          await cancel(
+            bid,
+            order,
+            `the forecast backs ${backed} of the order's ${order.energyWh} Wh of ${direction}`,
+          );
+          cancelled.push(bid);
+        } catch (error) {
+          logger.error('pool order could not be cancelled', {
+            interval: order.interval,
+            nonce: order.nonce,
+            error,
+          });
+        }
+      }
+      return cancelled;
+    },
     bid(interval) {
       let result = results.get(interval);
       if (!result) {

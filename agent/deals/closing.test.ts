@@ -62,7 +62,10 @@ async function openDeal(sellerDeals: Partial<AgentConfigInput['deals']> = {}) {
   const conversation = await waitFor('a proposal', () =>
     buyerAgent.conversations().find((x) => x.role === 'initiator' && x.proposals.size === 1),
   );
-  await kit.setChainTime(start + 31n);
+  // Up to the call's deadline in two steps, so that neither agent's clock lags the other's by more
+  // than the 30 s a message may be stamped ahead: the buyer accepts in the round that passes it.
+  await h.setTime(BigInt(conversation.deadline) - 10n, [sellerAgent, buyerAgent]);
+  await h.setTime(BigInt(conversation.deadline) + 1n, [sellerAgent, buyerAgent]);
   const channel = await waitFor('the deal to open on both sides', () => {
     const b = buyerAgent.conversations().find((x) => x.id === conversation.id);
     const s = sellerAgent.conversations().find((x) => x.id === conversation.id);
@@ -80,7 +83,7 @@ describe('closing a deal channel', () => {
   test('after the last voucher is redeemed the agents close cooperatively: the seller keeps what was delivered, the buyer gets its unused collateral back', async () => {
     const { seller, buyer, sellerAgent, buyerAgent, c, channel, before } = await openDeal();
     // Delivery is over; the meter signs 450 Wh in c+2 and 300 Wh in c+3: 750 of the 1000 Wh.
-    await kit.setChainTime((c + 4n) * L + 10n);
+    await h.setTime((c + 4n) * L + 10n, [sellerAgent, buyerAgent]);
     await h.publishReading(seller, {
       interval: c + 2n,
       importWh: 0n,
@@ -130,7 +133,7 @@ describe('closing a deal channel', () => {
     const { seller, buyer, sellerAgent, buyerAgent, c, channel, before } = await openDeal({
       redeemThreshold: '1000000',
     });
-    await kit.setChainTime((c + 3n) * L + 10n);
+    await h.setTime((c + 3n) * L + 10n, [sellerAgent, buyerAgent]);
     await h.publishReading(seller, {
       interval: c + 2n,
       importWh: 0n,

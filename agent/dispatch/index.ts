@@ -32,6 +32,11 @@ export interface DispatchLedger {
   commit(commitment: Commitment): void;
   /** Changes a commitment's amount (a proposal that became a smaller deal); refused like commit. */
   resize(key: string, interval: bigint, direction: Direction, wh: bigint): void;
+  /**
+   * Wh committed beyond what the cell can do in `interval` (0 when every commitment is backed):
+   * the forecast fell after the commitments were made.
+   */
+  overCommitted(interval: bigint, direction: Direction): bigint;
   /** Frees every commitment under `key`. */
   release(key: string): void;
   commitments(interval?: bigint): Commitment[];
@@ -87,6 +92,10 @@ export function createDispatchLedger(parameters: CreateDispatchLedgerParameters)
       const left = available(interval, direction, entry);
       if (wh > left) throw refuse({ key, interval, direction, wh }, left);
       entry.wh = wh;
+    },
+    overCommitted(interval, direction) {
+      const over = committed(interval, direction) - capacity(interval, direction);
+      return over > 0n ? over : 0n;
     },
     release(key) {
       for (let i = entries.length - 1; i >= 0; i--) if (entries[i]?.key === key) entries.splice(i, 1);

@@ -28,6 +28,12 @@ export interface AgentHarness {
   >;
   /** Cancellations of an interval: `cell:nonce`. */
   cancellationsOf(interval: bigint): Promise<string[]>;
+  /**
+   * Moves chain time to `to` and lets each running agent read it (one round each) before the
+   * caller goes on. An agent ignores messages stamped more than 30 s ahead of its own clock:
+   * jump at most that far past a moment when an agent sends by itself (a deadline).
+   */
+  setTime(to: bigint, agents?: Agent[]): Promise<void>;
   /** A cell's available wallet balance (base units). */
   available(cell: TestCell): Promise<bigint>;
   close(): Promise<void>;
@@ -106,6 +112,10 @@ export async function createAgentHarness(kit: Kit, zone: string): Promise<AgentH
         fromBlock: kit.manifest.deploymentBlock,
       });
       return logs.map((l) => `${l.args.cell}:${l.args.nonce}`);
+    },
+    async setTime(to, running = agents) {
+      await kit.setChainTime(to);
+      await Promise.all(running.map((a) => a.tick()));
     },
     async available(cell) {
       const [available] = await kit.publicClient.readContract({
