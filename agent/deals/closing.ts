@@ -265,14 +265,16 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
     if (!close.buyerSignature || !close.sellerSignature) return;
     const state = await channelOf(entry.channel);
     if (state.status === Status.Closed) return closed(entry, close, 'by the other party');
+    // The contract takes an empty signature for the side that sends: sending is its consent,
+    // and one signature recovery less (IDebtChannels.open).
     const receipt = await tx.send({
       ...channels,
       functionName: 'closeCooperative',
       args: [
         entry.deal,
         close.finalAmount,
-        toChannelSignature(close.buyerSignature),
-        toChannelSignature(close.sellerSignature),
+        entry.role === 'buyer' ? '0x' : toChannelSignature(close.buyerSignature),
+        entry.role === 'seller' ? '0x' : toChannelSignature(close.sellerSignature),
       ],
     });
     close.path = 'cooperative';

@@ -22,7 +22,7 @@ export type TopicKind = 'market' | 'negotiation' | 'services';
 export const agentTopics = {
   /** Calls for proposals (contract net, FIPA `cfp`). */
   market: (zone: string) => `gridcell/v1/${zone}/agents/market`,
-  /** The rest of a contract-net conversation and the vouchers of open deals. */
+  /** The rest of a contract-net conversation, the vouchers of open deals and their close. */
   negotiation: (zone: string) => `gridcell/v1/${zone}/agents/negotiation`,
   /** Service announcements, demand-response events, load-shedding requests and plans. */
   services: (zone: string) => `gridcell/v1/${zone}/agents/services`,
