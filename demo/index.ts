@@ -175,6 +175,17 @@ const HUB_PLANS: (HubPlan | undefined)[] = [
   { chargeW: 4000, fromHour: 7, toHour: 16 },
   { chargeW: 4000, fromHour: 7, toHour: 16 },
 ];
+/**
+ * Prosumer 4's owner also buys bilaterally: its agent calls for proposals (contract net over
+ * gossipsub) for 150 Wh per interval over two intervals, two intervals ahead; a deal opens a
+ * debt channel, and the seller redeems the buyer's vouchers.
+ */
+const DEAL_BUYERS: ({ maxWhPerInterval: string; intervals: number; leadIntervals: number } | undefined)[] = [
+  undefined,
+  undefined,
+  undefined,
+  { maxWhPerInterval: '150', intervals: 2, leadIntervals: 2 },
+];
 /** Hubs' state of charge when the demo starts, per cent, by cell. */
 const INITIAL_SOC_PCT = [30, 30, 15, 15];
 /** anvil's i-th development account, with its key (devnets only). */
@@ -200,13 +211,19 @@ const FIFTH = {
  */
 export async function createDemo(parameters: DemoParameters): Promise<Demo> {
   const { logger, out } = parameters;
-  const stops: { name: string; stop: () => Promise<void> | void }[] = [];
-  const onStop = (name: string, stop: () => Promise<void> | void) => stops.push({ name, stop });
+  const stops: { name: string; stop: () => Promise<void> | void; early: boolean }[] = [];
+  /** Registers how to stop a part; `early` parts (those that poll the chain) stop first. */
+  const onStop = (name: string, stop: () => Promise<void> | void, early = false) =>
+    stops.push({ name, stop, early });
   let stopped = false;
   async function stop() {
     if (stopped) return;
     stopped = true;
-    for (const { name, stop: s } of stops.splice(0).reverse()) {
+    // Reverse order of start, but everything that polls the chain or the meters first: on
+    // Ctrl-C the terminal signals anvil too, and a poller left running would only log errors.
+    const reversed = stops.splice(0).reverse();
+    const ordered = [...reversed.filter((x) => x.early), ...reversed.filter((x) => !x.early)];
+    for (const { name, stop: s } of ordered) {
       try {
         await s();
         logger.debug('stopped', { part: name });
@@ -277,7 +294,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
         tickMs: 250,
         onError: (error) => logger.warn('the devnet clock could not mine', { error }),
       });
-      onStop('clock', () => devnetClock.stop());
+      onStop('clock', () => devnetClock.stop(), true);
       clock = chainClock(publicClient);
     }
     logger.info('chain ready', { rpc: rpcUrl, chainId: manifest.chainId });
@@ -377,7 +394,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
         boundaryToleranceSeconds: tolerance,
       });
       await oracle.start();
-      onStop(`oracle ${cell.name}`, () => oracle.stop());
+      onStop(`oracle ${cell.name}`, () => oracle.stop(), true);
     };
     for (const [i, cell] of cells.entries()) {
       const c = topology.cells[i];
@@ -422,7 +439,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       pollMs: parameters.realTime ? 5000 : 300,
     });
     await relayer.start();
-    onStop('relayer', () => relayer.stop());
+    onStop('relayer', () => relayer.stop(), true);
     const operator: ClearingOperator = createClearingOperator({
       manifest,
       publicClient,
@@ -452,7 +469,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       modbusTimeoutMs: MODBUS_TIMEOUT_MS,
     });
     controller.start(parameters.realTime ? 1000 : 100);
-    onStop('grid controller', () => controller.close());
+    onStop('grid controller', () => controller.close(), true);
     let islanded = false;
     const writeLead = BigInt(parameters.realTime ? 5 : Math.max(5, Math.ceil(parameters.speed * 0.3)));
 
@@ -470,7 +487,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       pollIntervalMs: parameters.realTime ? 1000 : 200,
     });
     await indexer.start();
-    onStop('indexer', () => indexer.stop());
+    onStop('indexer', () => indexer.stop(), true);
     const reader: Database = isPostgresUrl(dbUrl)
       ? writer
       : await openDatabase({ url: dbUrl, readonly: true });
@@ -508,7 +525,12 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
           maxBuyPrice: prices.maxBuyPrice.toString(),
         },
         tickMs: parameters.realTime ? 1000 : 150,
-        deals: { cfpWindowSeconds: parameters.realTime ? 60 : Math.max(30, Math.ceil(parameters.speed)) },
+        deals: {
+          // Two real seconds to collect proposals, four to accept, at any speed.
+          cfpWindowSeconds: parameters.realTime ? 60 : Math.max(30, Math.ceil(parameters.speed * 2)),
+          acceptWindowSeconds: parameters.realTime ? 120 : Math.max(60, Math.ceil(parameters.speed * 4)),
+          ...(DEAL_BUYERS[index] ? { buy: DEAL_BUYERS[index] } : {}),
+        },
       });
       const agentClients: GridcellClients = createGridcellClients({
         manifest,
@@ -528,7 +550,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       });
       if (bootstrap.length === 0) bootstrap = agent.multiaddrs();
       agents.push(agent);
-      onStop(`agent ${cell.name}`, () => agent.stop());
+      onStop(`agent ${cell.name}`, () => agent.stop(), true);
       logger.info('agent started', { cell: cell.name, peer: agent.peerId });
     };
     const day = Math.floor(now0 / 86_400) * 86_400;
@@ -616,7 +638,6 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       let lastBlock = manifest.deploymentBlock;
       let trading = false;
       let joined = false;
-      let agentsStopped = false;
       const started = Date.now();
       // Parts join and leave in the background: the loop must keep clearing meanwhile (the
       // window between gate closure and delivery is short at high speed).
@@ -667,10 +688,6 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
               ? `>> interval ${upcoming}: islanded, the router opens\n`
               : `>> interval ${current}: grid-connected, the router closes\n`,
           );
-        }
-        if (!agentsStopped && now >= last * L - lead) {
-          agentsStopped = true;
-          inBackground('stopping the agents', stopAgents());
         }
         // Clear whatever has orders (also intervals before or after the plan, so no escrow waits).
         for (let c = first - 1n; c <= last + 2n; c++) {
@@ -723,6 +740,12 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
         await new Promise((r) => setTimeout(r, parameters.realTime ? 1000 : 100));
       }
       await Promise.all(tasks);
+      // Channel sellers redeem the buyer's voucher for an interval once its reading is out:
+      // the agents stay half an interval past the last delivery for that.
+      const grace = (last + 1n) * L + L / 2n;
+      while ((await clock.now()) < grace && !stopped) {
+        await new Promise((r) => setTimeout(r, parameters.realTime ? 1000 : 100));
+      }
       await stopAgents();
       const summary = await summarize({ reports, publicClient, manifest, cells });
       out(`${formatSummary(summary)}\n   (${Math.round((Date.now() - started) / 1000)} s)\n`);

@@ -21,6 +21,8 @@ export interface CellLine {
   scheduledWh: bigint;
   /** The signed reading's net energy at the boundary, Wh (+ export); undefined without one. */
   meteredWh: bigint | undefined;
+  /** Bilateral deals (open channels) covering the interval, Wh, + sell, - buy. */
+  dealWh: bigint;
   /** What the pool counted (PositionSettled.meteredWh), Wh. */
   settledWh: bigint;
   /** Token base units: + received by a seller, - paid by a buyer. */
@@ -43,7 +45,7 @@ export interface IntervalReport {
   settledWh: bigint;
   /** Scheduled purchases buyers did not receive, Wh. */
   unservedWh: bigint;
-  /** Sum over scheduled cells of |metered - scheduled|, Wh. */
+  /** Sum over scheduled cells of |metered - (pool schedule + deals)|, Wh. */
   imbalanceWh: bigint;
   /** Scheduled cells whose position was settled / all scheduled cells. */
   positionsSettled: number;
@@ -76,7 +78,7 @@ export async function collectIntervalReport(parameters: {
   const pool = { address: manifest.contracts.pool, abi: clearingPoolAbi } as const;
   const from = manifest.deploymentBlock;
   const hasRange = parameters.fromBlock <= parameters.toBlock;
-  const [state, clearedLogs, scheduled, settled, vouchers, proofs] = await Promise.all([
+  const [state, clearedLogs, scheduled, settled, opened, vouchers, proofs] = await Promise.all([
     publicClient.readContract({ ...pool, functionName: 'intervalOf', args: [t] }),
     publicClient.getContractEvents({
       ...pool,
@@ -94,6 +96,12 @@ export async function collectIntervalReport(parameters: {
       ...pool,
       eventName: 'PositionSettled',
       args: { interval: t },
+      fromBlock: from,
+    }),
+    publicClient.getContractEvents({
+      address: manifest.contracts.channels,
+      abi: debtChannelsAbi,
+      eventName: 'ChannelOpened',
       fromBlock: from,
     }),
     hasRange
@@ -126,6 +134,7 @@ export async function collectIntervalReport(parameters: {
     name: c.name,
     id: c.id,
     scheduledWh: 0n,
+    dealWh: 0n,
     meteredWh: undefined,
     settledWh: 0n,
     amount: 0n,
@@ -137,6 +146,7 @@ export async function collectIntervalReport(parameters: {
         name: ids.get(id) ?? `cell-${id}`,
         id,
         scheduledWh: 0n,
+        dealWh: 0n,
         meteredWh: undefined,
         settledWh: 0n,
         amount: 0n,
@@ -148,6 +158,14 @@ export async function collectIntervalReport(parameters: {
   for (const { args } of scheduled) {
     const energy = args.energyWh ?? 0n;
     lineOf(args.cell ?? 0n).scheduledWh = args.side === Side.Sell ? energy : -energy;
+  }
+  for (const { args } of opened) {
+    const first = args.firstInterval ?? 0n;
+    const lastInterval = args.lastInterval ?? 0n;
+    if (t < first || t > lastInterval) continue;
+    const wh = args.maxWhPerInterval ?? 0n;
+    lineOf(args.sellerCell ?? 0n).dealWh += wh;
+    lineOf(args.buyerCell ?? 0n).dealWh -= wh;
   }
   let buyersPaid = 0n;
   let sellersReceived = 0n;
@@ -171,9 +189,10 @@ export async function collectIntervalReport(parameters: {
   for (const line of lines) {
     const m = parameters.metered(line.id, t);
     if (m) line.meteredWh = m.exportWh - m.importWh;
-    if (line.scheduledWh === 0n) continue;
+    if (line.scheduledWh === 0n && line.dealWh === 0n) continue;
     const metered = line.meteredWh ?? 0n;
-    imbalanceWh += abs(metered - line.scheduledWh);
+    imbalanceWh += abs(metered - line.scheduledWh - line.dealWh);
+    if (line.scheduledWh === 0n) continue;
     if (line.scheduledWh < 0n) {
       const received = metered < 0n ? -metered : 0n;
       if (received < -line.scheduledWh) unservedWh += -line.scheduledWh - received;
@@ -230,7 +249,7 @@ export function formatIntervalReport(r: IntervalReport, intervalSeconds: bigint)
     `── interval ${r.interval} (${start} UTC) · ${r.scenario} ── ${head}`,
     ...r.cells.map(
       (c) =>
-        `   ${c.name.padEnd(11)} scheduled ${signed(c.scheduledWh).padStart(6)} Wh  metered ${signed(c.meteredWh).padStart(6)} Wh  settled ${String(c.settledWh).padStart(5)} Wh${hubOf(r, c.name)}${c.amount === 0n ? '' : `  ${c.amount > 0n ? 'received' : 'paid'} ${formatToken(abs(c.amount))} dEUR`}`,
+        `   ${c.name.padEnd(11)} scheduled ${signed(c.scheduledWh).padStart(6)} Wh${c.dealWh === 0n ? '' : ` deal ${signed(c.dealWh)}`}  metered ${signed(c.meteredWh).padStart(6)} Wh  settled ${String(c.settledWh).padStart(5)} Wh${hubOf(r, c.name)}${c.amount === 0n ? '' : `  ${c.amount > 0n ? 'received' : 'paid'} ${formatToken(abs(c.amount))} dEUR`}`,
     ),
     `   payments: buyers paid ${formatToken(r.buyersPaid)}, sellers received ${formatToken(r.sellersReceived)} dEUR; positions settled ${r.positionsSettled}/${r.scheduledCells}; unserved ${r.unservedWh} Wh, imbalance ${r.imbalanceWh} Wh`,
     `   channels: ${r.redemptions.length === 0 ? 'no redemptions' : r.redemptions.map((x) => `${x.channel.slice(0, 10)}… redeemed ${formatToken(x.amount)} dEUR`).join('; ')}`,
@@ -321,6 +340,21 @@ export async function summarize(parameters: {
       }),
     ),
   ]);
+  const [allVouchers, allProofs] = await Promise.all([
+    publicClient.getContractEvents({
+      address: contracts.channels,
+      abi: debtChannelsAbi,
+      eventName: 'VoucherAccepted',
+      fromBlock: manifest.deploymentBlock,
+    }),
+    publicClient.getContractEvents({
+      address: contracts.channels,
+      abi: debtChannelsAbi,
+      eventName: 'DeliveryProven',
+      fromBlock: manifest.deploymentBlock,
+    }),
+  ]);
+  const channelRedemptions = [...allVouchers, ...allProofs].reduce((a, e) => a + (e.args.paidNow ?? 0n), 0n);
   const cellsTotal = (balances as (readonly [bigint, bigint])[]).reduce((a, [av, lk]) => a + av + lk, 0n);
   const deposited = parameters.cells.reduce((a, c) => a + c.deposited, 0n);
   const accounted = cellsTotal + poolBalance + channelsBalance + creditors;
@@ -367,7 +401,7 @@ export async function summarize(parameters: {
     imbalanceWh: sum((r) => r.imbalanceWh),
     gridImportWh: sum((r) => r.physics?.gridImportWh ?? 0n),
     gridExportWh: sum((r) => r.physics?.gridExportWh ?? 0n),
-    channelRedemptions: sum((r) => r.redemptions.reduce((a, x) => a + x.amount, 0n)),
+    channelRedemptions,
     checks,
     ok: checks.every((c) => c.ok),
   };
@@ -377,7 +411,7 @@ export async function summarize(parameters: {
 export function formatSummary(s: DemoSummary): string {
   return [
     '══ summary ══',
-    `   intervals ${s.intervals} (${s.cleared} cleared) · energy traded ${s.energyTradedWh} Wh, settled ${s.energySettledWh} Wh · money moved ${formatToken(s.moneyMoved)} dEUR (+ channels ${formatToken(s.channelRedemptions)})`,
+    `   intervals ${s.intervals} (${s.cleared} cleared) · energy traded ${s.energyTradedWh} Wh, settled ${s.energySettledWh} Wh · money moved ${formatToken(s.moneyMoved)} dEUR (+ channel redemptions ${formatToken(s.channelRedemptions)})`,
     `   unserved ${s.unservedWh} Wh · imbalance ${s.imbalanceWh} Wh · grid import ${s.gridImportWh} Wh, export ${s.gridExportWh} Wh`,
     ...s.checks.map((c) => `   ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),
     s.ok ? '   money and energy conserved.' : '   CONSERVATION FAILED (see above).',

@@ -122,10 +122,15 @@ export async function demoCommand(argv: string[], io: Io): Promise<void> {
     io.out('demo: stopped\n');
   });
   demo = await starting;
-  const summary = await Promise.race([demo.run(), stopped.then(() => undefined)]).catch((error: unknown) => {
-    if (interrupted) return undefined;
-    throw error;
-  });
+  const running = demo;
+  const summary = await Promise.race([running.run(), stopped.then(() => undefined)]).catch(
+    async (error: unknown) => {
+      if (interrupted) return undefined;
+      // A failed run still ends in the one shutdown path: nothing is left running.
+      await running.stop();
+      throw error;
+    },
+  );
   if (interrupted || !summary) {
     await stopped;
     return;
