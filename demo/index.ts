@@ -9,7 +9,7 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { createTestClient, http, type LocalAccount } from 'viem';
+import { createPublicClient, createTestClient, http, type LocalAccount, zeroAddress } from 'viem';
 import { type Agent, createAgent, parseAgentConfig } from '../agent/index.js';
 import { abiHash, clearingPoolAbi } from '../chain/abi/contracts.generated.js';
 import { createGridcellClients, type GridcellClients } from '../chain/client/index.js';
@@ -767,11 +767,17 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
 
   /** Deploys the TE core on a node by URL with anvil's first development account. */
   async function deployOn(rpcUrl: string, manifestPath: string): Promise<Manifest> {
-    const chainId = await createGridcellClients({
-      manifest: { chainId: 1, rpcUrl } as Manifest,
-      rpcUrl,
-    }).publicClient.getChainId();
-    const base = {
+    let chainId: number;
+    try {
+      chainId = await createPublicClient({ transport: http(rpcUrl) }).getChainId();
+    } catch (cause) {
+      throw new DemoError(`no node answers at ${rpcUrl}`, {
+        details: 'expected a JSON-RPC endpoint (--rpc)',
+        cause,
+      });
+    }
+    const none = zeroAddress;
+    const base: Manifest = {
       version: 1,
       chainId,
       rpcUrl,
@@ -779,8 +785,8 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       abiHash,
       pool: defaultPoolParameters,
       channels: defaultChannelParameters,
-      contracts: {},
-    } as unknown as Manifest;
+      contracts: { token: none, registry: none, wallets: none, pool: none, channels: none },
+    };
     const clients = createGridcellClients({ manifest: base, rpcUrl, account: developmentAccount(0) });
     if (!clients.walletClient) throw new DemoError('no wallet client');
     const deployment: CoreDeployment = await deployCore({
