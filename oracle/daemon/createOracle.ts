@@ -30,6 +30,7 @@ import {
   type RawSample,
 } from '../sources/index.js';
 import type { Boundary, OracleStore } from '../store/oracleStore.js';
+import { TIMED_OUT, within } from '../util/within.js';
 
 export type SourceSpec =
   | {
@@ -86,6 +87,8 @@ export interface CreateOracleParameters {
    * reading (its energy stays in the cumulative counters). Default 60.
    */
   boundaryToleranceSeconds?: bigint;
+  /** How long a publish waits for the broker's PUBACK before it is sent again. Default 10000. */
+  ackTimeoutMs?: number;
 }
 
 export interface MeterStatus {
@@ -134,6 +137,7 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
   const { store, clock, logger, metrics, zone } = parameters;
   const L = parameters.intervalSeconds;
   const tolerance = parameters.boundaryToleranceSeconds ?? 60n;
+  const ackTimeoutMs = parameters.ackTimeoutMs ?? 10_000;
   const statusTopic = topics.oracleStatus(zone, parameters.id);
   const offline = JSON.stringify({ v: 1, type: 'status', state: 'offline' });
 
@@ -347,9 +351,14 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
       const k = `${r.meter}:${r.interval}`;
       const existing = inFlight.get(k);
       if (existing) return existing;
-      const send = c
-        .publishAsync(r.topic, r.payload, { qos: 1 })
-        .then(() => {
+      const send = within(ackTimeoutMs, c.publishAsync(r.topic, r.payload, { qos: 1 }))
+        .then((acked) => {
+          if (acked === TIMED_OUT) {
+            // Not acknowledged in time (the broker died with it in flight): it stays unsent
+            // and goes out again with the next flush; a duplicate has no effect downstream.
+            metrics.inc('publish_timeouts');
+            return;
+          }
           store.markPublished(r.meter, r.interval);
           metrics.inc('readings_published');
         })
@@ -522,12 +531,13 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
       for (const t of timers) clearInterval(t);
       await ticking;
       const c = client;
+      // A broker that just died may still look connected: nothing here waits for it for long.
       if (c?.connected) {
-        await Promise.race([flush(), new Promise((r) => setTimeout(r, 2000))]);
-        await c.publishAsync(statusTopic, offline, { qos: 1, retain: true }).catch(() => {});
+        await within(2000, flush());
+        await within(2000, c.publishAsync(statusTopic, offline, { qos: 1, retain: true }));
       }
-      await Promise.all(meters.map((m) => m.source?.close()));
-      await c?.endAsync(true).catch(() => {});
+      await within(2000, Promise.all(meters.map((m) => m.source?.close())));
+      if (c) await within(2000, c.endAsync(true));
       store.close();
       logger.info('stopped', { unsent: 'kept in the store' });
     },

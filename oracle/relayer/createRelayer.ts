@@ -28,6 +28,7 @@ import { type GridcellDomain, recoverMeterReadingSigner } from '../../chain/type
 import { Side } from '../../chain/units/index.js';
 import { parseReadingMessage, type ReadingMessage, topics } from '../messages/index.js';
 import type { Metrics } from '../metrics/index.js';
+import { within } from '../util/within.js';
 import type { RelayedReading, RelayerStore } from './relayerStore.js';
 
 const SCHEDULED = 1;
@@ -414,15 +415,17 @@ export function createRelayer(parameters: CreateRelayerParameters): Relayer {
       stopped = true;
       for (const t of timers) clearInterval(t);
       await running;
+      // A broker that just died may still look connected: nothing here waits for it for long.
       if (client?.connected) {
-        await client
-          .publishAsync(statusTopic, JSON.stringify({ v: 1, type: 'status', state: 'offline' }), {
+        await within(
+          2000,
+          client.publishAsync(statusTopic, JSON.stringify({ v: 1, type: 'status', state: 'offline' }), {
             qos: 1,
             retain: true,
-          })
-          .catch(() => {});
+          }),
+        );
       }
-      await client?.endAsync(true).catch(() => {});
+      if (client) await within(2000, client.endAsync(true));
       store.close();
       logger.info('stopped');
     },
