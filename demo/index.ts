@@ -211,18 +211,23 @@ const FIFTH = {
  */
 export async function createDemo(parameters: DemoParameters): Promise<Demo> {
   const { logger, out } = parameters;
-  const stops: { name: string; stop: () => Promise<void> | void; early: boolean }[] = [];
-  /** Registers how to stop a part; `early` parts (those that poll the chain) stop first. */
-  const onStop = (name: string, stop: () => Promise<void> | void, early = false) =>
-    stops.push({ name, stop, early });
+  const stops: { name: string; stop: () => Promise<void> | void; rank: number }[] = [];
+  /**
+   * Registers how to stop a part. Rank 0 (the clock and what polls the chain or the meters)
+   * stops first, then rank 1 (agents), then the rest: on Ctrl-C the terminal signals anvil
+   * too, and a poller left running would only log errors about it.
+   */
+  const onStop = (name: string, stop: () => Promise<void> | void, rank = 2) =>
+    stops.push({ name, stop, rank });
   let stopped = false;
   async function stop() {
     if (stopped) return;
     stopped = true;
-    // Reverse order of start, but everything that polls the chain or the meters first: on
-    // Ctrl-C the terminal signals anvil too, and a poller left running would only log errors.
-    const reversed = stops.splice(0).reverse();
-    const ordered = [...reversed.filter((x) => x.early), ...reversed.filter((x) => !x.early)];
+    // Reverse order of start within each rank.
+    const ordered = stops
+      .splice(0)
+      .reverse()
+      .sort((a, b) => a.rank - b.rank);
     for (const { name, stop: s } of ordered) {
       try {
         await s();
@@ -294,7 +299,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
         tickMs: 250,
         onError: (error) => logger.warn('the devnet clock could not mine', { error }),
       });
-      onStop('clock', () => devnetClock.stop(), true);
+      onStop('clock', () => devnetClock.stop(), 0);
       clock = chainClock(publicClient);
     }
     logger.info('chain ready', { rpc: rpcUrl, chainId: manifest.chainId });
@@ -394,7 +399,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
         boundaryToleranceSeconds: tolerance,
       });
       await oracle.start();
-      onStop(`oracle ${cell.name}`, () => oracle.stop(), true);
+      onStop(`oracle ${cell.name}`, () => oracle.stop(), 0);
     };
     for (const [i, cell] of cells.entries()) {
       const c = topology.cells[i];
@@ -439,7 +444,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       pollMs: parameters.realTime ? 5000 : 300,
     });
     await relayer.start();
-    onStop('relayer', () => relayer.stop(), true);
+    onStop('relayer', () => relayer.stop(), 0);
     const operator: ClearingOperator = createClearingOperator({
       manifest,
       publicClient,
@@ -469,7 +474,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       modbusTimeoutMs: MODBUS_TIMEOUT_MS,
     });
     controller.start(parameters.realTime ? 1000 : 100);
-    onStop('grid controller', () => controller.close(), true);
+    onStop('grid controller', () => controller.close(), 0);
     let islanded = false;
     const writeLead = BigInt(parameters.realTime ? 5 : Math.max(5, Math.ceil(parameters.speed * 0.3)));
 
@@ -487,7 +492,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       pollIntervalMs: parameters.realTime ? 1000 : 200,
     });
     await indexer.start();
-    onStop('indexer', () => indexer.stop(), true);
+    onStop('indexer', () => indexer.stop(), 0);
     const reader: Database = isPostgresUrl(dbUrl)
       ? writer
       : await openDatabase({ url: dbUrl, readonly: true });
@@ -550,7 +555,7 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       });
       if (bootstrap.length === 0) bootstrap = agent.multiaddrs();
       agents.push(agent);
-      onStop(`agent ${cell.name}`, () => agent.stop(), true);
+      onStop(`agent ${cell.name}`, () => agent.stop(), 1);
       logger.info('agent started', { cell: cell.name, peer: agent.peerId });
     };
     const day = Math.floor(now0 / 86_400) * 86_400;
