@@ -660,10 +660,9 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
       for (;;) {
         if (stopped) throw new DemoError('the demo was stopped before it finished');
         const now = await clock.now();
-        const current = now / L;
         // Phase transitions, one gate ahead: agents and the fifth cell join once the gate of
         // the interval before their phase has closed, so their first orders go to its first
-        // interval; the controller changes mode when a phase's delivery starts.
+        // interval.
         for (const { start, phase } of phaseStarts) {
           const gateBefore = (start - 1n) * L - lead;
           if (phase.trading && !trading && now >= gateBefore) {
@@ -679,19 +678,18 @@ export async function createDemo(parameters: DemoParameters): Promise<Demo> {
           }
         }
         if (failure) throw failure;
-        // The complex islands when the controller writes the setpoints of an islanded phase's
-        // first interval (the router is open at its start) and reconnects when the next
-        // phase's delivery starts (never during an islanded interval).
+        // The controller changes mode when it writes the setpoints of the first interval of a
+        // phase with the other mode, a write lead before its delivery starts.
         const upcoming = (now + writeLead) / L;
         const islandedIn = (i: bigint) => plan.find((p) => p.interval === i)?.phase.islanded ?? false;
-        const wantIsland = islandedIn(upcoming) || islandedIn(current);
+        const wantIsland = islandedIn(upcoming);
         if (wantIsland !== islanded) {
           islanded = wantIsland;
           controller.setIslanded(wantIsland);
           out(
             wantIsland
               ? `>> interval ${upcoming}: islanded, the router opens\n`
-              : `>> interval ${current}: grid-connected, the router closes\n`,
+              : `>> interval ${upcoming}: grid-connected, the router closes\n`,
           );
         }
         // Clear whatever has orders (also intervals before or after the plan, so no escrow waits).
