@@ -25,6 +25,8 @@ export interface GenerateChainParameters {
   /** Orders per transaction (default 1000). */
   batch?: number;
   log?: (line: string) => void;
+  /** anvil --state: the chain is written here when the devnet stops (to reuse it). */
+  stateFile?: string;
 }
 
 export interface GeneratedChain {
@@ -47,6 +49,7 @@ export async function generateChain(parameters: GenerateChainParameters): Promis
     channels: defaultChannelParameters,
     manifestPath: parameters.manifestPath,
     fundedAccounts: 1,
+    ...(parameters.stateFile ? { stateFile: parameters.stateFile } : {}),
   });
   const { manifest } = devnet;
   const chain = defineChain({

@@ -3,7 +3,11 @@
  * ready, then the latency of the same GraphQL question asked of both.
  *
  *   npx tsx bench/indexer/run.ts [--orders 100000] [--queries 500] [--skip-ponder]
- *                                [--postgres postgres://...] [--out FILE]
+ *                                [--postgres postgres://...] [--out FILE] [--state FILE]
+ *
+ * --state FILE keeps the generated chain (anvil's state, with the manifest and a summary
+ * beside it) and reuses it on the next run with the same FILE: generating 100,000 signed
+ * orders takes minutes.
  *
  * Both run as their own processes, started after the chain is complete: `gridcell serve
  * --index` (SQLite file, or --postgres) and `ponder start` (PGlite, or --postgres), with
@@ -12,15 +16,25 @@
  * Markdown table and, with --out, as JSON.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { cellRegistryAbi, clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { defaultChannelParameters, defaultPoolParameters, startDevnet } from '../../chain/devnet/index.js';
 import { openDatabase } from '../../indexer/database/index.js';
-import { generateChain } from './generateChain.js';
+import { type GeneratedChain, generateChain } from './generateChain.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const ponderApp = join(root, 'bench/ponder-app');
@@ -33,6 +47,7 @@ const options = z
     postgres: z.string().url().optional(),
     out: z.string().optional(),
     port: z.coerce.number().int().default(18_950),
+    state: z.string().optional(),
   })
   .parse(
     parseArgs({
@@ -43,6 +58,7 @@ const options = z
         postgres: { type: 'string' },
         out: { type: 'string' },
         port: { type: 'string' },
+        state: { type: 'string' },
       },
     }).values,
   );
@@ -178,11 +194,60 @@ function preparePonderApp(): string {
   return dir;
 }
 
-async function main() {
-  const manifestPath = join(work, 'deployment.json');
-  const t0 = performance.now();
+interface ChainSummary {
+  orders: number;
+  intervals: string[];
+  firstBlock: string;
+  lastBlock: string;
+}
+
+/** Generates the chain, or reloads the one kept in --state. */
+async function prepareChain(manifestPath: string): Promise<GeneratedChain> {
+  const summaryPath = options.state ? `${options.state}.summary.json` : undefined;
+  if (options.state && summaryPath && existsSync(options.state) && existsSync(summaryPath)) {
+    const summary = JSON.parse(readFileSync(summaryPath, 'utf8')) as ChainSummary;
+    log(`reloading the chain kept in ${options.state} (${summary.orders} orders)`);
+    const devnet = await startDevnet({
+      port: options.port,
+      stateFile: options.state,
+      pool: { ...defaultPoolParameters, maxOrdersPerInterval: 1200n },
+      channels: defaultChannelParameters,
+      manifestPath,
+    });
+    return {
+      devnet,
+      orders: summary.orders,
+      intervals: summary.intervals.map(BigInt),
+      firstBlock: BigInt(summary.firstBlock),
+      lastBlock: BigInt(summary.lastBlock),
+    };
+  }
   log(`generating ${options.orders} pool events on anvil (port ${options.port})`);
-  const chain = await generateChain({ port: options.port, manifestPath, orders: options.orders, log });
+  const chain = await generateChain({
+    port: options.port,
+    manifestPath,
+    orders: options.orders,
+    log,
+    ...(options.state ? { stateFile: options.state } : {}),
+  });
+  if (summaryPath) {
+    const summary: ChainSummary = {
+      orders: chain.orders,
+      intervals: chain.intervals.map(String),
+      firstBlock: String(chain.firstBlock),
+      lastBlock: String(chain.lastBlock),
+    };
+    writeFileSync(summaryPath, `${JSON.stringify(summary)}\n`);
+  }
+  return chain;
+}
+
+async function main() {
+  const manifestPath = options.state
+    ? resolve(`${options.state}.manifest.json`)
+    : join(work, 'deployment.json');
+  const t0 = performance.now();
+  const chain = await prepareChain(manifestPath);
   log(
     `chain ready in ${((performance.now() - t0) / 1000).toFixed(0)} s: blocks ${chain.firstBlock}-${chain.lastBlock}, ${chain.intervals.length} intervals`,
   );
@@ -251,7 +316,6 @@ async function main() {
     };
     results.gridcell = {
       readySeconds: gridcellReady,
-      log: gridcell.output().match(/backfill done: .*/)?.[0],
       query: gridcellQuery,
     };
     const askers: Record<string, Asker> = { gridcell: askGridcell };
@@ -323,6 +387,7 @@ async function main() {
     }
     // Both servers up: the same questions, alternating, so that load on the machine hits both alike.
     const measured = await latency(askers);
+    (results.gridcell as Record<string, unknown>).log = gridcell.output().match(/backfill done: .*/)?.[0];
     for (const [name, l] of Object.entries(measured)) {
       (results[name] as Record<string, unknown>).latencyMs = l;
       log(`${name} p50 ${l.p50.toFixed(2)} ms, p95 ${l.p95.toFixed(2)} ms`);

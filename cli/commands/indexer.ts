@@ -1,3 +1,4 @@
+import { createPublicClient, http } from 'viem';
 import { z } from 'zod';
 import { createGridcellClients } from '../../chain/client/index.js';
 import { BaseError } from '../../chain/errors/index.js';
@@ -60,7 +61,14 @@ export async function connectChain(options: { manifest: string; rpc?: string | u
   const manifest = readManifest(options.manifest);
   const rpcUrl = options.rpc ?? manifest.rpcUrl;
   if (!rpcUrl) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
-  const { publicClient } = createGridcellClients({ manifest, rpcUrl });
+  const { chain } = createGridcellClients({ manifest, rpcUrl });
+  // eth_getLogs answers can be large before the adaptive range has learnt the chain's
+  // density: allow 128 MiB (viem's default is 10 MiB) and a minute per request.
+  const publicClient = createPublicClient({
+    chain,
+    transport: http(rpcUrl, { maxResponseBodySize: 128 * 2 ** 20, timeout: 60_000 }),
+    pollingInterval: 500,
+  });
   try {
     const chainId = await publicClient.getChainId();
     if (chainId !== manifest.chainId) {

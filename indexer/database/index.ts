@@ -181,6 +181,7 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
     });
   }
   let count = 0;
+  let closing: Promise<void> | undefined;
   const on = (runner: pg.Pool | pg.PoolClient): Pick<Database, 'all' | 'run'> => ({
     async all<T extends Row>(sql: string, params: readonly SqlValue[] = []) {
       count++;
@@ -217,8 +218,10 @@ async function openPostgres(url: string, poolSize: number): Promise<Database> {
       }
     },
     statementCount: () => count,
-    async close() {
-      await pool.end();
+    // Idempotent, like the SQLite side: several owners may close the same database.
+    close() {
+      closing ??= pool.end();
+      return closing;
     },
   };
   return db;

@@ -1,4 +1,12 @@
-import { type Abi, type AbiEvent, type Address, decodeEventLog, type Hex, toEventSelector } from 'viem';
+import {
+  type Abi,
+  type AbiEvent,
+  type Address,
+  decodeEventLog,
+  getAddress,
+  type Hex,
+  toEventSelector,
+} from 'viem';
 import {
   cellRegistryAbi,
   cellWalletsAbi,
@@ -37,6 +45,71 @@ export interface DecodedEvent {
 interface Watched {
   contract: ContractName;
   events: Map<Hex, AbiEvent>;
+  /** Word-slicing decoders for events whose parameters are all static (every gridcell event). */
+  fast: Map<Hex, FastDecoder>;
+}
+
+type FastDecoder = (topics: readonly Hex[], data: Hex) => Record<string, unknown> | undefined;
+
+const checksummed = new Map<string, Address>();
+function checksumAddress(word: string): Address {
+  const raw = `0x${word.slice(24)}`;
+  let a = checksummed.get(raw);
+  if (!a) {
+    a = getAddress(raw);
+    checksummed.set(raw, a);
+  }
+  return a;
+}
+
+/**
+ * A decoder of one 32-byte word (64 hex digits) for a static ABI type, with viem's result
+ * types: integers of at most 48 bits as numbers, wider ones as bigints, addresses checksummed.
+ * Undefined for types this fast path does not cover (dynamic ones).
+ */
+function wordDecoder(type: string): ((word: string) => unknown) | undefined {
+  const int = /^(u?)int(\d*)$/.exec(type);
+  if (int) {
+    const bits = Number(int[2] || 256);
+    const signed = int[1] !== 'u';
+    return (word) => {
+      let v = BigInt(`0x${word}`);
+      if (signed && v >= 1n << 255n) v -= 1n << 256n;
+      return bits <= 48 ? Number(v) : v;
+    };
+  }
+  if (type === 'address') return checksumAddress;
+  if (type === 'bool') return (word) => word !== '0'.repeat(64);
+  const bytes = /^bytes(\d+)$/.exec(type);
+  if (bytes) return (word) => `0x${word.slice(0, Number(bytes[1]) * 2)}`;
+  return undefined;
+}
+
+function fastDecoder(event: AbiEvent): FastDecoder | undefined {
+  const parts = event.inputs.map((input) => ({
+    name: input.name ?? '',
+    indexed: input.indexed === true,
+    decode: wordDecoder(input.type),
+  }));
+  if (parts.some((p) => !p.decode || !p.name)) return undefined;
+  const dataWords = parts.filter((p) => !p.indexed).length;
+  const topicCount = parts.filter((p) => p.indexed).length + 1;
+  return (topics, data) => {
+    if (topics.length !== topicCount || data.length !== 2 + dataWords * 64) return undefined;
+    const args: Record<string, unknown> = {};
+    let topic = 1;
+    let offset = 2;
+    for (const p of parts) {
+      const decode = p.decode as (word: string) => unknown;
+      if (p.indexed) {
+        args[p.name] = decode((topics[topic++] as Hex).slice(2));
+      } else {
+        args[p.name] = decode(data.slice(offset, offset + 64));
+        offset += 64;
+      }
+    }
+    return args;
+  };
 }
 
 /** Address (lower case) → the contract's name and its events by topic 0, from the generated ABIs. */
@@ -53,8 +126,15 @@ export function watchedContracts(manifest: Manifest): Map<string, Watched> {
     { address: Address; abi: Abi },
   ][]) {
     const events = new Map<Hex, AbiEvent>();
-    for (const item of abi) if (item.type === 'event') events.set(toEventSelector(item), item);
-    out.set(address.toLowerCase(), { contract, events });
+    const fast = new Map<Hex, FastDecoder>();
+    for (const item of abi) {
+      if (item.type !== 'event') continue;
+      const selector = toEventSelector(item);
+      events.set(selector, item);
+      const decoder = fastDecoder(item);
+      if (decoder) fast.set(selector, decoder);
+    }
+    out.set(address.toLowerCase(), { contract, events, fast });
   }
   return out;
 }
@@ -82,12 +162,10 @@ export function decodeLogs(
       unknown.push(log);
       continue;
     }
-    const decoded = decodeEventLog({
-      abi: [item],
-      data: log.data,
-      topics: log.topics as [Hex, ...Hex[]],
-      strict: true,
-    });
+    const fast = w.fast.get(topic as Hex)?.(log.topics, log.data);
+    const decoded = fast
+      ? { eventName: item.name, args: fast }
+      : decodeEventLog({ abi: [item], data: log.data, topics: log.topics as [Hex, ...Hex[]], strict: true });
     events.push({
       blockNumber: Number(BigInt(log.blockNumber)),
       blockHash: log.blockHash,

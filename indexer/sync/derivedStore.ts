@@ -27,9 +27,17 @@ function columnsOf(shape: TableShape): { keys: string[]; names: string[] } {
   return { keys: Object.keys(shape.columns), names: Object.values(shape.columns) };
 }
 
-function keyOfRow(shape: TableShape, row: Record<string, unknown>): SqlValue[] {
-  const byName = Object.fromEntries(Object.entries(shape.columns).map(([k, n]) => [n, k]));
-  return shape.primaryKey.map((name) => row[byName[name] as string] as SqlValue);
+/** Each derived table's primary key as the row's property names, in key order. */
+const keyProperties = Object.fromEntries(
+  derivedTables.map((t) => {
+    const shape = shapes[t];
+    const byName = Object.fromEntries(Object.entries(shape.columns).map(([k, n]) => [n, k]));
+    return [t, shape.primaryKey.map((name) => byName[name] as string)];
+  }),
+) as Record<DerivedTable, string[]>;
+
+function keyOfRow(table: DerivedTable, row: Record<string, unknown>): SqlValue[] {
+  return keyProperties[table].map((p) => row[p] as SqlValue);
 }
 
 function toTs(shape: TableShape, row: Row): Record<string, SqlValue> {
@@ -121,7 +129,7 @@ export function createDerivedStore(tx: Database, undoFrom: number): DerivedStore
       return (row ?? undefined) as DerivedRow<typeof table> | undefined;
     },
     async put(table, row) {
-      const key = keyOfRow(shapes[table], row as Record<string, unknown>);
+      const key = keyOfRow(table, row as Record<string, unknown>);
       // Above the undo line a blind write needs the row's before-image: read it first.
       const k = block > undoFrom ? (await load(table, key)).k : JSON.stringify(key);
       write(table, k, { ...(row as Record<string, SqlValue>) });
