@@ -28,6 +28,12 @@ import { createDealBook, type DealMetrics, type OpenDeal } from './deals/index.j
 import { createDispatchLedger, type DispatchLedger } from './dispatch/index.js';
 import { type Conversation, createContractNet, type NegotiationMetrics } from './negotiation/index.js';
 import { createAgentDirectory, createAgentNet, type NetMetrics } from './net/index.js';
+import {
+  createReserveResponder,
+  type ReserveAnswer,
+  type ReserveMetrics,
+  type ReserveResponder,
+} from './reserve/index.js';
 import { createTxSender } from './sender/index.js';
 import { createCellServices, type ServiceMetrics } from './services/index.js';
 
@@ -39,6 +45,8 @@ export interface AgentMetrics {
   deals: DealMetrics;
   services: ServiceMetrics;
   bids: PoolBid[];
+  /** Reserve requests of the grid controller: counters and each answer (absent when off or without a broker). */
+  reserve?: ReserveMetrics & { answers: ReserveAnswer[] };
   transactions: number;
 }
 
@@ -219,6 +227,27 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
     logger: logger.child('services'),
   });
 
+  let reserve: ReserveResponder | undefined;
+  if (config.grid.answerReserve && broker) {
+    reserve = await createReserveResponder({
+      cell,
+      zone: config.zone,
+      config,
+      account,
+      mqtt: broker,
+      publicClient,
+      pool: manifest.contracts.pool,
+      poolDomain: clients.poolDomain,
+      intervalSeconds: manifest.pool.intervalSeconds,
+      gateClosureLead: manifest.pool.gateClosureLead,
+      ledger,
+      tx,
+      logger: logger.child('reserve'),
+    });
+  } else if (config.grid.answerReserve) {
+    logger.warn('no MQTT broker configured: reserve requests of the grid go unanswered');
+  }
+
   const L = manifest.pool.intervalSeconds;
   const lead = manifest.pool.gateClosureLead;
   let lastCfpFirst = -1n;
@@ -286,6 +315,8 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
     await negotiation.tick();
     await deals.tick();
     await callIfShort();
+    // The grid's reserve requests before the round's own bid: the bid gets what they leave.
+    await reserve?.tick(BigInt(now));
     if (config.pool.enabled) {
       // An order the forecast no longer backs goes before gate closure, before anything new is bid.
       if (config.pool.cancelUnbacked) await bidder.review(BigInt(now));
@@ -330,6 +361,7 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
       services: services.metrics(),
       bids: bidder.bids(),
       transactions: tx.sent(),
+      ...(reserve ? { reserve: { ...reserve.metrics(), answers: reserve.answers() } } : {}),
     }),
     callForProposals: (request) => negotiation.callForProposals(request),
     requestShedding: (interval, shortfallWh) => services.requestShedding(interval, shortfallWh),
@@ -344,6 +376,7 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
       clearInterval(timer);
       while (running) await running;
       deals.stop();
+      await reserve?.stop();
       directory.stop();
       await net.stop();
       await broker?.endAsync();

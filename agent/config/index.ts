@@ -93,6 +93,12 @@ export const agentConfigSchema = z.object({
       finalVoucherWaitSeconds: z.number().int().nonnegative().default(300),
     })
     .prefault({}),
+  grid: z
+    .object({
+      /** Answer the grid controller's reserve requests for this cell with pool orders. */
+      answerReserve: z.boolean().default(true),
+    })
+    .prefault({}),
   services: z
     .object({
       /** Service kinds the agent subscribes its cell to when one announces itself. */

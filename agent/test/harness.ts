@@ -17,6 +17,8 @@ import { type Agent, createAgent } from '../index.js';
 import { testLogger } from './helpers.js';
 
 export interface AgentHarness {
+  /** The harness's broker, for tests that publish as another system (the grid controller). */
+  mqttUrl: string;
   startAgent(cell: TestCell, overrides: Partial<AgentConfigInput>, bootstrap?: string[]): Promise<Agent>;
   /** Publishes a meter reading signed for both contracts, as the oracle does. */
   publishReading(cell: TestCell, reading: Omit<MeterReading, 'meter' | 'cell'>): Promise<void>;
@@ -48,6 +50,7 @@ export async function createAgentHarness(kit: Kit, zone: string): Promise<AgentH
   const agents: Agent[] = [];
   const pool = { address: kit.manifest.contracts.pool, abi: clearingPoolAbi } as const;
   return {
+    mqttUrl: broker.url,
     async startAgent(cell, overrides, bootstrap = []) {
       await testClient.setBalance({ address: cell.agent.address, value: parseEther('10') });
       const config = parseAgentConfig({
