@@ -2,45 +2,95 @@
  * The `gridcell` command line: one entry, a subcommand per part of the platform.
  */
 import { BaseError } from '../chain/errors/index.js';
-import { agentCommand } from './commands/agent.js';
-import { brokerCommand } from './commands/broker.js';
-import { cellsCommand } from './commands/cells.js';
-import { channelCommand } from './commands/channel.js';
-import { demoCommand } from './commands/demo.js';
-import { deployCommand } from './commands/deploy.js';
-import { devnetCommand } from './commands/devnet.js';
-import { gridCommand } from './commands/grid.js';
-import { indexerCommand } from './commands/indexer.js';
-import { keysCommand } from './commands/keys.js';
-import { marketCommand } from './commands/market.js';
-import { oracleCommand } from './commands/oracle.js';
-import { relayerCommand } from './commands/relayer.js';
-import { serveCommand } from './commands/serve.js';
-import { walletCommand } from './commands/wallet.js';
 import type { Io } from './io.js';
 import { UsageError } from './options.js';
 
 type Command = { summary: string; run: (argv: string[], io: Io) => Promise<void> };
 
+/**
+ * A command whose module loads only when it runs: `gridcell wallet` does not load libp2p,
+ * the indexer or the demo (loading every command cost about 6 s of startup).
+ */
+function lazy<M>(summary: string, load: () => Promise<M>, pick: (m: M) => Command['run']): Command {
+  return { summary, run: async (argv, io) => pick(await load())(argv, io) };
+}
+
 export const commands: Record<string, Command> = {
-  demo: { summary: 'the IDEA demonstration complex end to end, with a live dashboard', run: demoCommand },
-  devnet: { summary: 'start a local chain (anvil) with gridcell deployed', run: devnetCommand },
-  deploy: { summary: 'deploy gridcell to any EVM chain', run: deployCommand },
-  keys: { summary: 'create, import and list encrypted keys', run: keysCommand },
-  cells: { summary: 'register and manage power cells', run: cellsCommand },
-  wallet: { summary: "deposit, withdraw, balances, the agent's daily cap", run: walletCommand },
-  market: { summary: 'orders, cancellations, interval results, clearing', run: marketCommand },
-  channel: { summary: 'bilateral deals: debt payment channels', run: channelCommand },
-  oracle: { summary: 'meter oracle: read meters, sign and publish interval readings', run: oracleCommand },
-  relayer: { summary: 'settle the pool from signed readings on MQTT', run: relayerCommand },
-  broker: { summary: 'the embedded MQTT broker (aedes)', run: brokerCommand },
-  agent: {
-    summary: 'the software agent of a cell: deals, pool bids, services over libp2p',
-    run: agentCommand,
-  },
-  indexer: { summary: 'index every gridcell event into SQL (SQLite or PostgreSQL)', run: indexerCommand },
-  serve: { summary: 'the GraphQL API over the index (/graphql, /health, /ready)', run: serveCommand },
-  grid: { summary: 'the Neural Grid controller: schedules to setpoints over Modbus', run: gridCommand },
+  demo: lazy(
+    'the IDEA demonstration complex end to end, with a live dashboard',
+    () => import('./commands/demo.js'),
+    (m) => m.demoCommand,
+  ),
+  devnet: lazy(
+    'start a local chain (anvil) with gridcell deployed',
+    () => import('./commands/devnet.js'),
+    (m) => m.devnetCommand,
+  ),
+  deploy: lazy(
+    'deploy gridcell to any EVM chain',
+    () => import('./commands/deploy.js'),
+    (m) => m.deployCommand,
+  ),
+  keys: lazy(
+    'create, import and list encrypted keys',
+    () => import('./commands/keys.js'),
+    (m) => m.keysCommand,
+  ),
+  cells: lazy(
+    'register and manage power cells',
+    () => import('./commands/cells.js'),
+    (m) => m.cellsCommand,
+  ),
+  wallet: lazy(
+    "deposit, withdraw, balances, the agent's daily cap",
+    () => import('./commands/wallet.js'),
+    (m) => m.walletCommand,
+  ),
+  market: lazy(
+    'orders, cancellations, interval results, clearing',
+    () => import('./commands/market.js'),
+    (m) => m.marketCommand,
+  ),
+  channel: lazy(
+    'bilateral deals: debt payment channels',
+    () => import('./commands/channel.js'),
+    (m) => m.channelCommand,
+  ),
+  oracle: lazy(
+    'meter oracle: read meters, sign and publish interval readings',
+    () => import('./commands/oracle.js'),
+    (m) => m.oracleCommand,
+  ),
+  relayer: lazy(
+    'settle the pool from signed readings on MQTT',
+    () => import('./commands/relayer.js'),
+    (m) => m.relayerCommand,
+  ),
+  broker: lazy(
+    'the embedded MQTT broker (aedes)',
+    () => import('./commands/broker.js'),
+    (m) => m.brokerCommand,
+  ),
+  agent: lazy(
+    'the software agent of a cell: deals, pool bids, services over libp2p',
+    () => import('./commands/agent.js'),
+    (m) => m.agentCommand,
+  ),
+  indexer: lazy(
+    'index every gridcell event into SQL (SQLite or PostgreSQL)',
+    () => import('./commands/indexer.js'),
+    (m) => m.indexerCommand,
+  ),
+  serve: lazy(
+    'the GraphQL API over the index (/graphql, /health, /ready)',
+    () => import('./commands/serve.js'),
+    (m) => m.serveCommand,
+  ),
+  grid: lazy(
+    'the Neural Grid controller: schedules to setpoints over Modbus',
+    () => import('./commands/grid.js'),
+    (m) => m.gridCommand,
+  ),
 };
 
 const help = `gridcell: transactive energy after IDEA, settled on chain
