@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['**/*.test.ts'],
-    exclude: ['node_modules/**', 'out/**', 'cache/**'],
+    // Any node_modules: bench/ponder-app has its own, whose packages ship their own tests.
+    exclude: ['**/node_modules/**', 'out/**', 'cache/**'],
     globalSetup: ['chain/test/globalSetup.ts'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

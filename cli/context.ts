@@ -16,6 +16,7 @@ import { privateKeyToAccount } from 'viem/accounts';
 import { createGridcellClients, type GridcellClients } from '../chain/client/index.js';
 import { BaseError, decodeContractError } from '../chain/errors/index.js';
 import { DEFAULT_KEYSTORE_DIR, openKeystore } from '../chain/keystore/index.js';
+import { createLogger, type Logger, type LogLevel, parseLogLevel } from '../chain/logger/index.js';
 import { DEFAULT_MANIFEST_PATH, type Manifest, readManifest } from '../chain/manifest/index.js';
 import { type Io, json } from './io.js';
 
@@ -102,11 +103,33 @@ export function explainNetworkError(error: unknown, rpcUrl: string): unknown {
   return error;
 }
 
+/**
+ * The deployment a command works on: the manifest at `manifestPath` (default
+ * ${DEFAULT_MANIFEST_PATH}) and the node at `rpcUrl`, else the manifest's.
+ * @throws BaseError when neither names a node.
+ */
+export function openDeployment(
+  manifestPath: string | undefined,
+  rpcUrl: string | undefined,
+): { manifest: Manifest; rpcUrl: string } {
+  const manifest = readManifest(manifestPath ?? DEFAULT_MANIFEST_PATH);
+  const url = rpcUrl ?? manifest.rpcUrl;
+  if (!url) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
+  return { manifest, rpcUrl: url };
+}
+
+/** A daemon's logger: lines on stderr, the level from GRIDCELL_LOG_LEVEL (checked) or `fallback`. */
+export function daemonLogger(io: Io, name: string, fallback: LogLevel = 'info'): Logger {
+  return createLogger({
+    name,
+    level: parseLogLevel(io.env.GRIDCELL_LOG_LEVEL, fallback),
+    write: (line) => io.err(`${line}\n`),
+  });
+}
+
 /** Builds the context of a wallet command from its options. */
 export async function connect(values: ConnectionValues, io: Io): Promise<Context> {
-  const manifest = readManifest(values.manifest ?? DEFAULT_MANIFEST_PATH);
-  const rpcUrl = values.rpc ?? manifest.rpcUrl;
-  if (!rpcUrl) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
+  const { manifest, rpcUrl } = openDeployment(values.manifest, values.rpc);
   const clients = createGridcellClients({ manifest, rpcUrl, pollingIntervalMs: 50 });
   try {
     const chainId = await clients.publicClient.getChainId();

@@ -2,9 +2,27 @@
  * A small line logger for the daemons: one line per event, level and component first, then
  * the message and `key=value` fields, so a person reads it and grep finds it.
  */
+import { BaseError } from '../errors/index.js';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+
+/**
+ * Reads a log level given from outside (an environment variable such as
+ * `GRIDCELL_LOG_LEVEL`): undefined or empty gives `fallback`, anything else must be a level.
+ * @throws BaseError naming the value and the levels, never a silent logger.
+ */
+export function parseLogLevel(
+  value: string | undefined,
+  fallback: LogLevel,
+  source = 'GRIDCELL_LOG_LEVEL',
+): LogLevel {
+  if (value === undefined || value === '') return fallback;
+  if (Object.hasOwn(ORDER, value)) return value as LogLevel;
+  throw new BaseError(`${source}=${JSON.stringify(value)} is not a log level`, {
+    details: `expected one of ${Object.keys(ORDER).join(', ')}`,
+  });
+}
 
 export type LogFields = Record<string, unknown>;
 

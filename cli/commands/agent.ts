@@ -1,11 +1,9 @@
 import { createAgent, readAgentConfig } from '../../agent/index.js';
 import { createGridcellClients } from '../../chain/client/index.js';
 import { chainClock, wallClock } from '../../chain/clock/index.js';
-import { BaseError } from '../../chain/errors/index.js';
 import { DEFAULT_KEYSTORE_DIR } from '../../chain/keystore/index.js';
-import { createLogger, type LogLevel } from '../../chain/logger/index.js';
-import { DEFAULT_MANIFEST_PATH, readManifest } from '../../chain/manifest/index.js';
-import { explainNetworkError, unlockKey } from '../context.js';
+import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
+import { daemonLogger, explainNetworkError, openDeployment, unlockKey } from '../context.js';
 import type { Io } from '../io.js';
 import { onShutdown, parseCommandLine, UsageError } from '../options.js';
 
@@ -60,20 +58,14 @@ export async function agentCommand(argv: string[], io: Io): Promise<void> {
   const config = readAgentConfig(values.config);
   const keyName = values.key ?? config.key?.name;
   if (!keyName) throw new UsageError('say which agent key: --key NAME, or key.name in the config');
-  const manifest = readManifest(values.manifest ?? DEFAULT_MANIFEST_PATH);
-  const rpcUrl = values.rpc ?? manifest.rpcUrl;
-  if (!rpcUrl) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
+  const { manifest, rpcUrl } = openDeployment(values.manifest, values.rpc);
   const account = await unlockKey(
     io,
     values.keystore ?? config.key?.keystore ?? DEFAULT_KEYSTORE_DIR,
     keyName,
   );
   const clients = createGridcellClients({ manifest, rpcUrl, account, pollingIntervalMs: 250 });
-  const logger = createLogger({
-    name: `agent ${config.cell}`,
-    level: (io.env.GRIDCELL_LOG_LEVEL as LogLevel | undefined) ?? 'info',
-    write: (line) => io.err(`${line}\n`),
-  });
+  const logger = daemonLogger(io, `agent ${config.cell}`);
   const agent = await createAgent({
     config,
     account,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { createLogger, type LogLevel } from '../../chain/logger/index.js';
 import { createDemo, type Demo, scenarioNames } from '../../demo/index.js';
+import { daemonLogger } from '../context.js';
 import type { Io } from '../io.js';
 import { onShutdown, parseCommandLine, parseOptions, UsageError } from '../options.js';
 
@@ -89,8 +89,7 @@ export async function demoCommand(argv: string[], io: Io): Promise<void> {
   if (positionals.length > 0)
     throw new UsageError(`unexpected argument ${positionals[0]} (see \`gridcell demo --help\`)`);
   const options = parseOptions(schema, values, 'demo');
-  const level = (io.env.GRIDCELL_LOG_LEVEL as LogLevel | undefined) ?? (options.verbose ? 'info' : 'warn');
-  const logger = createLogger({ name: 'demo', level, write: (line) => io.err(`${line}\n`) });
+  const logger = daemonLogger(io, 'demo', options.verbose ? 'info' : 'warn');
   io.out(`demo: starting (scenario ${options.scenario}, ${options.intervals} intervals per phase)\n`);
 
   let demo: Demo | undefined;

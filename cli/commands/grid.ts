@@ -2,15 +2,14 @@ import mqtt from 'mqtt';
 import { createGridcellClients } from '../../chain/client/index.js';
 import { chainClock, wallClock } from '../../chain/clock/index.js';
 import { BaseError } from '../../chain/errors/index.js';
-import { createLogger, type LogLevel } from '../../chain/logger/index.js';
-import { DEFAULT_MANIFEST_PATH, readManifest } from '../../chain/manifest/index.js';
+import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
 import { readGridConfig } from '../../grid/controller/gridConfig.js';
 import { createGridController } from '../../grid/controller/index.js';
 import { gridTopics } from '../../grid/controller/messages.js';
 import { type PlantServers, startPlantServers } from '../../grid/devices/startPlantServers.js';
 import { createPlant, plantDevices } from '../../grid/plant/index.js';
 import { loadTopology } from '../../grid/topology/index.js';
-import { explainNetworkError } from '../context.js';
+import { daemonLogger, explainNetworkError, openDeployment } from '../context.js';
 import type { Io } from '../io.js';
 import { onShutdown, parseCommandLine, UsageError } from '../options.js';
 
@@ -63,20 +62,17 @@ export async function gridCommand(argv: string[], io: Io): Promise<void> {
   if (!values.config) throw new UsageError('say which config: --config FILE (see `gridcell grid --help`)');
   const config = readGridConfig(values.config);
   const topology = loadTopology(config.topologyPath);
-  const manifest = readManifest(values.manifest ?? config.manifest ?? DEFAULT_MANIFEST_PATH);
-  const rpcUrl = values.rpc ?? config.rpcUrl ?? manifest.rpcUrl;
-  if (!rpcUrl) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
+  const { manifest, rpcUrl } = openDeployment(
+    values.manifest ?? config.manifest,
+    values.rpc ?? config.rpcUrl,
+  );
   const { publicClient } = createGridcellClients({ manifest, rpcUrl, pollingIntervalMs: 250 });
   try {
     await publicClient.getBlockNumber();
   } catch (error) {
     throw explainNetworkError(error, rpcUrl);
   }
-  const logger = createLogger({
-    name: `grid ${config.controllerId}`,
-    level: (io.env.GRIDCELL_LOG_LEVEL as LogLevel | undefined) ?? 'info',
-    write: (line) => io.err(`${line}\n`),
-  });
+  const logger = daemonLogger(io, `grid ${config.controllerId}`);
   const clock = config.clock === 'chain' ? chainClock(publicClient) : wallClock();
   const order = plantDevices(topology).map((d) => d.id);
   const endpoint = (id: string) => {

@@ -2,7 +2,7 @@ import { createPublicClient, http } from 'viem';
 import { z } from 'zod';
 import { createGridcellClients } from '../../chain/client/index.js';
 import { BaseError } from '../../chain/errors/index.js';
-import { DEFAULT_MANIFEST_PATH, readManifest } from '../../chain/manifest/index.js';
+import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
 import {
   createConsoleLogger,
   createIndexer,
@@ -10,7 +10,7 @@ import {
   DEFAULT_DATABASE_PATH,
   openDatabase,
 } from '../../indexer/index.js';
-import { explainNetworkError } from '../context.js';
+import { explainNetworkError, openDeployment } from '../context.js';
 import type { Io } from '../io.js';
 import { onShutdown, parseCommandLine, parseOptions } from '../options.js';
 
@@ -58,9 +58,7 @@ export function databaseUrl(option: string | undefined, env: Io['env']): string 
 
 /** Opens the manifest's chain and checks the node serves it. */
 export async function connectChain(options: { manifest: string; rpc?: string | undefined }) {
-  const manifest = readManifest(options.manifest);
-  const rpcUrl = options.rpc ?? manifest.rpcUrl;
-  if (!rpcUrl) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
+  const { manifest, rpcUrl } = openDeployment(options.manifest, options.rpc);
   const { chain } = createGridcellClients({ manifest, rpcUrl });
   // eth_getLogs answers can be large before the adaptive range has learnt the chain's
   // density: allow 128 MiB (viem's default is 10 MiB) and a minute per request.

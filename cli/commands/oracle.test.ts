@@ -8,6 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { chainClock } from '../../chain/clock/index.js';
 import { openKeystore } from '../../chain/keystore/index.js';
 import { useKit } from '../../chain/test/kit.js';
+import { waitFor } from '../../chain/test/waitFor.js';
 import { CellType } from '../../chain/units/index.js';
 import { startSunSpecMeterServer } from '../../grid/devices/sunspecMeterServer.js';
 import { startMqttBroker } from '../../oracle/broker/index.js';
@@ -18,22 +19,14 @@ const L = kit.manifest.pool.intervalSeconds;
 const bin = join(import.meta.dirname, '..', '..', 'bin', 'gridcell.js');
 /** Explicit Modbus port for this file (ServerTCP given 0 would listen on 502). */
 const PORT = 15_800 + (process.pid % 90);
+/** A daemon started as its own process may take a while on a loaded machine. */
+const PROCESS_MS = 30_000;
 const cheapScrypt = { n: 1 << 10, r: 8, p: 1 };
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false, ms = 30_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 function runOracle(config: string) {
   const child = spawn(process.execPath, [bin, 'oracle', '--config', config, '--manifest', kit.manifestPath], {
@@ -121,11 +114,15 @@ describe('gridcell oracle, as a process', () => {
     const t = (await kit.chainTime()) / L + 1n;
     await kit.setChainTime(t * L);
     const oracle = runOracle(config);
-    await waitFor('the meter configured', () => oracle.log().includes('meter configured'));
+    await waitFor('the meter configured', () => oracle.log().includes('meter configured'), PROCESS_MS);
     // Live telemetry shows the first sample was taken at the interval's start.
-    await waitFor('telemetry of a first sample', () => telemetry.find((m) => BigInt(m.at) === t * L));
+    await waitFor(
+      'telemetry of a first sample',
+      () => telemetry.find((m) => BigInt(m.at) === t * L),
+      PROCESS_MS,
+    );
     await kit.setChainTime((t + 1n) * L + 1n);
-    const [message] = await waitFor('a reading', () => readings.length > 0 && readings);
+    const [message] = await waitFor('a reading', () => readings.length > 0 && readings, PROCESS_MS);
     expect(message?.reading).toMatchObject({
       meter: stored.address,
       cell: cell.id,
@@ -134,7 +131,7 @@ describe('gridcell oracle, as a process', () => {
     });
     oracle.child.kill('SIGTERM');
     expect(await oracle.exited).toBe(0);
-    await waitFor('offline status', () => statuses.at(-1) === 'offline');
+    await waitFor('offline status', () => statuses.at(-1) === 'offline', PROCESS_MS);
     expect(oracle.log()).toMatch(/SIGTERM: stopping/);
   });
 

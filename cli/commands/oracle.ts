@@ -3,13 +3,12 @@ import { createGridcellClients } from '../../chain/client/index.js';
 import { chainClock, wallClock } from '../../chain/clock/index.js';
 import { BaseError } from '../../chain/errors/index.js';
 import { DEFAULT_KEYSTORE_DIR } from '../../chain/keystore/index.js';
-import { createLogger, type LogLevel } from '../../chain/logger/index.js';
-import { DEFAULT_MANIFEST_PATH, readManifest } from '../../chain/manifest/index.js';
+import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
 import { readOracleConfig } from '../../oracle/config/oracleConfig.js';
 import { createOracle, type OracleMeterSpec } from '../../oracle/daemon/createOracle.js';
 import { createMetrics, serveMetrics } from '../../oracle/metrics/index.js';
 import { openOracleStore } from '../../oracle/store/oracleStore.js';
-import { explainNetworkError, unlockKey } from '../context.js';
+import { daemonLogger, explainNetworkError, openDeployment, unlockKey } from '../context.js';
 import type { Io } from '../io.js';
 import { onShutdown, parseCommandLine, UsageError } from '../options.js';
 
@@ -56,15 +55,12 @@ export async function oracleCommand(argv: string[], io: Io): Promise<void> {
   }
   if (!values.config) throw new UsageError('say which config: --config FILE (see `gridcell oracle --help`)');
   const config = readOracleConfig(values.config);
-  const manifest = readManifest(values.manifest ?? config.manifest ?? DEFAULT_MANIFEST_PATH);
-  const rpcUrl = values.rpc ?? config.rpcUrl ?? manifest.rpcUrl;
-  if (!rpcUrl) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
+  const { manifest, rpcUrl } = openDeployment(
+    values.manifest ?? config.manifest,
+    values.rpc ?? config.rpcUrl,
+  );
   const clients = createGridcellClients({ manifest, rpcUrl, pollingIntervalMs: 250 });
-  const logger = createLogger({
-    name: `oracle ${config.id}`,
-    level: (io.env.GRIDCELL_LOG_LEVEL as LogLevel | undefined) ?? 'info',
-    write: (line) => io.err(`${line}\n`),
-  });
+  const logger = daemonLogger(io, `oracle ${config.id}`);
   const keystore = values.keystore ?? config.keystore ?? DEFAULT_KEYSTORE_DIR;
 
   const meters: OracleMeterSpec[] = [];

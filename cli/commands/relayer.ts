@@ -3,12 +3,11 @@ import { createGridcellClients } from '../../chain/client/index.js';
 import { chainClock, wallClock } from '../../chain/clock/index.js';
 import { BaseError } from '../../chain/errors/index.js';
 import { DEFAULT_KEYSTORE_DIR } from '../../chain/keystore/index.js';
-import { createLogger, type LogLevel } from '../../chain/logger/index.js';
-import { DEFAULT_MANIFEST_PATH, readManifest } from '../../chain/manifest/index.js';
+import { DEFAULT_MANIFEST_PATH } from '../../chain/manifest/index.js';
 import { createMetrics, serveMetrics } from '../../oracle/metrics/index.js';
 import { createRelayer } from '../../oracle/relayer/createRelayer.js';
 import { openRelayerStore } from '../../oracle/relayer/relayerStore.js';
-import { unlockKey } from '../context.js';
+import { daemonLogger, openDeployment, unlockKey } from '../context.js';
 import type { Io } from '../io.js';
 import { onShutdown, parseCommandLine, parseOptions } from '../options.js';
 
@@ -86,17 +85,11 @@ export async function relayerCommand(argv: string[], io: Io): Promise<void> {
     return;
   }
   const options = parseOptions(schema, values, 'relayer');
-  const manifest = readManifest(options.manifest);
-  const rpcUrl = options.rpc ?? manifest.rpcUrl;
-  if (!rpcUrl) throw new BaseError('no RPC URL: the manifest has none; pass --rpc URL');
+  const { manifest, rpcUrl } = openDeployment(options.manifest, options.rpc);
   const account = await unlockKey(io, options.keystore, options.key);
   const clients = createGridcellClients({ manifest, rpcUrl, account, pollingIntervalMs: 250 });
   if (!clients.walletClient) throw new BaseError('no wallet client for the relayer key');
-  const logger = createLogger({
-    name: `relayer ${options.id}`,
-    level: (io.env.GRIDCELL_LOG_LEVEL as LogLevel | undefined) ?? 'info',
-    write: (line) => io.err(`${line}\n`),
-  });
+  const logger = daemonLogger(io, `relayer ${options.id}`);
   const metrics = createMetrics('gridcell_relayer');
   const relayer = createRelayer({
     id: options.id,

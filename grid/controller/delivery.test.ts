@@ -4,6 +4,7 @@ import { clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
 import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
 import { chainClock } from '../../chain/clock/index.js';
 import { useKit } from '../../chain/test/kit.js';
+import { waitFor } from '../../chain/test/waitFor.js';
 import { type Order, signOrder, toSignedOrderArg } from '../../chain/typed-data/index.js';
 import { CellType, Side } from '../../chain/units/index.js';
 import { startMqttBroker } from '../../oracle/broker/index.js';
@@ -20,15 +21,7 @@ const L = kit.manifest.pool.intervalSeconds;
 const gateLead = kit.manifest.pool.gateClosureLead;
 const silent = { debug() {}, info() {}, warn() {}, error() {} };
 
-async function until<T>(check: () => T | undefined, what: string, ms = 5000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+const until = <T>(check: () => T | undefined, what: string, ms = 5000) => waitFor(what, check, ms);
 
 let broker: Awaited<ReturnType<typeof startMqttBroker>>;
 let subscriber: mqtt.MqttClient;

@@ -101,7 +101,9 @@ export function createScheduleFollower(parameters: ScheduleFollowerParameters): 
 
   return {
     async sync() {
-      const head = await publicClient.getBlockNumber();
+      // viem caches the block number for the client's polling interval: ask the node, or a
+      // block mined a moment ago is not seen yet.
+      const head = await publicClient.getBlockNumber({ cacheTime: 0 });
       const safe = head - BigInt(parameters.confirmations);
       while (next <= safe) {
         const to = next + chunk - 1n < safe ? next + chunk - 1n : safe;

@@ -7,6 +7,7 @@ import { generatePrivateKey, privateKeyToAccount } from 'viem/accounts';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../../chain/clock/index.js';
 import { silentLogger } from '../../chain/logger/index.js';
+import { waitFor } from '../../chain/test/waitFor.js';
 import { gridcellDomain, hashMeterReading, recoverMeterReadingSigner } from '../../chain/typed-data/index.js';
 import { startSunSpecMeterServer } from '../../grid/devices/sunspecMeterServer.js';
 import { parseReadingMessage, type ReadingMessage, topics } from '../messages/index.js';
@@ -27,20 +28,6 @@ function manualClock(start: bigint) {
   let t = start;
   const clock: Clock = { now: async () => t };
   return { clock, set: (s: bigint) => (t = s), get: () => t };
-}
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 10_000,
-): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const cleanups: (() => Promise<void> | void)[] = [];

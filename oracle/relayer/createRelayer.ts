@@ -62,7 +62,7 @@ export interface Relayer {
   start(): Promise<void>;
   /** One settlement round (the timer calls it; tests may call it directly). */
   round(): Promise<void>;
-  /** Resolves when `count` readings have been accepted into the store (tests). */
+  /** How many readings this relayer has accepted into its store since it started. */
   received(): number;
   status(): { connected: boolean; readings: Record<string, number> };
   stop(): Promise<void>;
@@ -185,7 +185,9 @@ export function createRelayer(parameters: CreateRelayerParameters): Relayer {
   }
 
   async function scanChannels() {
-    const head = await publicClient.getBlockNumber();
+    // viem caches the block number for the client's polling interval: ask the node, or a
+    // block mined a moment ago is not seen yet.
+    const head = await publicClient.getBlockNumber({ cacheTime: 0 });
     const from = (store.channelsScannedTo() ?? manifest.deploymentBlock - 1n) + 1n;
     if (from > head) return;
     const logs = await publicClient.getContractEvents({

@@ -10,6 +10,7 @@ import { createGridcellClients } from '../../chain/client/index.js';
 import { chainClock } from '../../chain/clock/index.js';
 import { createLogger, silentLogger } from '../../chain/logger/index.js';
 import { useKit } from '../../chain/test/kit.js';
+import { waitFor } from '../../chain/test/waitFor.js';
 import {
   channelId,
   type Deal,
@@ -48,20 +49,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
-
-async function waitFor<T>(
-  what: string,
-  probe: () => T | undefined | false | Promise<T | undefined | false>,
-  ms = 20_000,
-) {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 async function walletOf() {
   const account = await kit.freshAccount();
