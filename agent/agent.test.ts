@@ -156,7 +156,7 @@ describe('agents', () => {
       address: kit.manifest.contracts.channels,
       abi: debtChannelsAbi,
       functionName: 'channelOf',
-      args: [channel],
+      args: [channel, seller.meter.address],
     });
     expect(state.status).toBe(1);
     // 2 intervals x 500 Wh at 0.15 per kWh, in base units.
@@ -199,7 +199,7 @@ describe('agents', () => {
       address: kit.manifest.contracts.channels,
       abi: debtChannelsAbi,
       functionName: 'channelOf',
-      args: [channel],
+      args: [channel, seller.meter.address],
     });
     expect(state.seq).toBe(2);
     expect(state.owed).toBe(150_000n);

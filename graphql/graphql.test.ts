@@ -150,7 +150,7 @@ describe('GraphQL over the index', () => {
       address: kit.manifest.contracts.channels,
       abi: debtChannelsAbi,
       functionName: 'channelOf',
-      args: [id],
+      args: [id, seller.meter.address],
     });
     expect(channel.collateral).toBe(onChain.collateral.toString());
     expect(BigInt(channel.collateral) + BigInt(channel.paidAmount)).toBe(1_600_000n);

@@ -20,8 +20,8 @@ afterAll(async () => {
   await h.close();
 });
 
-const channelOf = (channel: `0x${string}`) =>
-  kit.publicClient.readContract({ ...channels, functionName: 'channelOf', args: [channel] });
+const channelOf = (channel: `0x${string}`, meter: `0x${string}`) =>
+  kit.publicClient.readContract({ ...channels, functionName: 'channelOf', args: [channel, meter] });
 
 async function closedEvent(channel: `0x${string}`) {
   const [event] = await kit.publicClient.getContractEvents({
@@ -72,7 +72,7 @@ async function openDeal(sellerDeals: Partial<AgentConfigInput['deals']> = {}) {
     return b?.state === 'open' && s?.state === 'open' ? b.channel : undefined;
   });
   await waitFor('the buyer to follow the seller meter', () => buyerAgent.deals().find((d) => d.subscribed));
-  expect((await channelOf(channel)).collateral).toBe(150_000n);
+  expect((await channelOf(channel, seller.meter.address)).collateral).toBe(150_000n);
   expect(before.buyer - (await h.available(buyer))).toBe(150_000n);
   return { seller, buyer, sellerAgent, buyerAgent, c, channel, before };
 }
@@ -109,7 +109,7 @@ describe('closing a deal channel', () => {
     });
     expect(close.path).toBe('cooperative');
     expect(close.finalAmount).toBe(112_500n);
-    const state = await channelOf(channel);
+    const state = await channelOf(channel, seller.meter.address);
     expect(state.status).toBe(3);
     expect(await closedEvent(channel)).toMatchObject({
       owed: 112_500n,
@@ -160,7 +160,7 @@ describe('closing a deal channel', () => {
       const x = sellerDeal(sellerAgent, channel)?.close;
       return x?.state === 'closing' ? x : undefined;
     });
-    const state = await channelOf(channel);
+    const state = await channelOf(channel, seller.meter.address);
     expect(state.status).toBe(2);
     expect(state.seq).toBe(1);
     expect(state.owed).toBe(67_500n);

@@ -153,8 +153,12 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
 
   const deliveryEnd = (entry: OpenDeal) =>
     Number((entry.deal.lastInterval + 1n) * parameters.intervalSeconds);
-  const channelOf = (channel: Hex) =>
-    publicClient.readContract({ ...channels, functionName: 'channelOf', args: [channel] });
+  const channelOf = (entry: OpenDeal) =>
+    publicClient.readContract({
+      ...channels,
+      functionName: 'channelOf',
+      args: [entry.channel, entry.deal.sellerMeter],
+    });
 
   function closed(
     entry: OpenDeal,
@@ -201,7 +205,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
       latestReading.reading.interval >= deal.lastInterval &&
       entry.paid >= voucher.message.cumulativeAmount;
     if (!finalVoucherIn && t < end + parameters.finalVoucherWaitSeconds) return;
-    const state = await channelOf(entry.channel);
+    const state = await channelOf(entry);
     const seq = voucher?.message.seq ?? 0;
     const voucherAmount = voucher?.message.cumulativeAmount ?? 0n;
     // What the chain proved (readings, earlier vouchers) is owed whatever the buyer says.
@@ -263,7 +267,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
   /** Both signatures in hand: close at once (also allowed while a unilateral close runs). */
   async function closeCooperatively(entry: OpenDeal, close: ChannelClose) {
     if (!close.buyerSignature || !close.sellerSignature) return;
-    const state = await channelOf(entry.channel);
+    const state = await channelOf(entry);
     if (state.status === Status.Closed) return closed(entry, close, 'by the other party');
     // The contract takes an empty signature for the side that sends: sending is its consent,
     // and one signature recovery less (IDebtChannels.open).
@@ -286,7 +290,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
   async function recordVoucher(entry: OpenDeal, how: 'closeWithVoucher' | 'challenge') {
     const { voucher, latestReading } = entry;
     if (!voucher || !latestReading) return;
-    const state = await channelOf(entry.channel);
+    const state = await channelOf(entry);
     if (voucher.message.seq <= state.seq) return;
     if (how === 'closeWithVoucher')
       await handInFirstReading({
@@ -308,7 +312,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
 
   /** No signature from the buyer in time: the seller closes alone. */
   async function closeAlone(entry: OpenDeal, close: ChannelClose) {
-    const state = await channelOf(entry.channel);
+    const state = await channelOf(entry);
     if (state.status === Status.Closed) return closed(entry, close, 'by the other party');
     const { voucher } = entry;
     const unrecorded = voucher !== undefined && voucher.message.seq > state.seq;
@@ -318,7 +322,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
     } else if (unrecorded) {
       await recordVoucher(entry, 'challenge');
     }
-    const after = await channelOf(entry.channel);
+    const after = await channelOf(entry);
     if (voucher) close.seq = voucher.message.seq;
     close.state = 'closing';
     close.path = 'unilateral';
@@ -332,7 +336,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
   }
 
   async function settle(entry: OpenDeal, close: ChannelClose) {
-    const state = await channelOf(entry.channel);
+    const state = await channelOf(entry);
     if (state.status === Status.Closed) return closed(entry, close, 'by the other party');
     const receipt = await tx.send({ ...channels, functionName: 'settle', args: [entry.deal] });
     recordOutcome(close, receipt);
@@ -454,7 +458,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
     if (now() < end) return refuse(`the deal's delivery runs until ${end} (Unix s)`);
     // The buyer signs no more than it owes by its own latest voucher or by what the chain proved.
     const signed = entry.voucher?.message.cumulativeAmount ?? 0n;
-    const state = await channelOf(entry.channel);
+    const state = await channelOf(entry);
     const owed = signed > state.owed ? signed : state.owed;
     if (body.finalAmount > owed)
       return refuse(
@@ -487,7 +491,7 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
   async function buyerStep(entry: OpenDeal) {
     const close = entry.close;
     if (close?.state !== 'agreed') return;
-    const state = await channelOf(entry.channel);
+    const state = await channelOf(entry);
     if (state.status === Status.Closed) return closed(entry, close, 'by the other party');
     if (now() >= close.deadline + parameters.closeAnswerSeconds) await closeCooperatively(entry, close);
   }

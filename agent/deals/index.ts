@@ -224,7 +224,7 @@ export function createDealBook(parameters: CreateDealBookParameters): DealBook {
       const state = await publicClient.readContract({
         ...channels,
         functionName: 'channelOf',
-        args: [entry.channel],
+        args: [entry.channel, entry.deal.sellerMeter],
       });
       await handInFirstReading({
         entry,
@@ -247,7 +247,7 @@ export function createDealBook(parameters: CreateDealBookParameters): DealBook {
       const after = await publicClient.readContract({
         ...channels,
         functionName: 'channelOf',
-        args: [entry.channel],
+        args: [entry.channel, entry.deal.sellerMeter],
       });
       entry.paid = after.paid;
       metrics.redemptions++;

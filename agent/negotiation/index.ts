@@ -283,7 +283,7 @@ export function createContractNet(parameters: CreateContractNetParameters): Cont
       address: parameters.channels,
       abi: debtChannelsAbi,
       functionName: 'channelOf',
-      args: [expected],
+      args: [expected, conversation.deal.sellerMeter],
     });
     if (state.status !== 1)
       return fail(conversation, `channel ${expected} is not open on chain (status ${state.status})`);

@@ -254,7 +254,11 @@ describe('a debt channel on chain with TypeScript signatures', () => {
       cumulativeAmount: 300_000n,
     });
     expect(
-      await kit.publicClient.readContract({ ...channels, functionName: 'channelOf', args: [id] }),
+      await kit.publicClient.readContract({
+        ...channels,
+        functionName: 'channelOf',
+        args: [id, deal.sellerMeter],
+      }),
     ).toMatchObject({
       status: 1,
       collateral: 1_300_000n,

@@ -268,7 +268,7 @@ export async function channelCommand(argv: string[], io: Io): Promise<void> {
       const before = await ctx.publicClient.readContract({
         ...channels,
         functionName: 'channelOf',
-        args: [id],
+        args: [id, deal.sellerMeter],
       });
       let r: Awaited<ReturnType<typeof ctx.send>>;
       if (files.voucher) {
@@ -282,7 +282,7 @@ export async function channelCommand(argv: string[], io: Io): Promise<void> {
       const after = await ctx.publicClient.readContract({
         ...channels,
         functionName: 'channelOf',
-        args: [id],
+        args: [id, deal.sellerMeter],
       });
       const amount = after.paid - before.paid;
       ctx.print(
@@ -306,7 +306,7 @@ export async function channelCommand(argv: string[], io: Io): Promise<void> {
       const state = await ctx.publicClient.readContract({
         ...channels,
         functionName: 'channelOf',
-        args: [id],
+        args: [id, deal.sellerMeter],
       });
       ctx.print(
         `channel ${id}: closing; newer vouchers count until ${state.closeDeadline} (Unix s), then anyone may settle`,
@@ -413,21 +413,24 @@ async function agentsOf(ctx: Context, deal: Deal) {
 
 async function showChannel(ctx: Context, id: Hex, fmt: (v: bigint) => string) {
   const channels = { address: ctx.manifest.contracts.channels, abi: debtChannelsAbi } as const;
-  const [state, [opened]] = await Promise.all([
-    ctx.publicClient.readContract({ ...channels, functionName: 'channelOf', args: [id] }),
-    ctx.publicClient.getContractEvents({
-      ...channels,
-      eventName: 'ChannelOpened',
-      args: { channel: id },
-      fromBlock: ctx.manifest.deploymentBlock,
-    }),
-  ]);
-  const status = statusNames[state.status] ?? `status ${state.status}`;
-  if (!opened) {
-    ctx.print(`channel ${id}: unknown`, { channel: id, status });
+  const [opened] = await ctx.publicClient.getContractEvents({
+    ...channels,
+    eventName: 'ChannelOpened',
+    args: { channel: id },
+    fromBlock: ctx.manifest.deploymentBlock,
+  });
+  if (!opened?.args.sellerMeter) {
+    ctx.print(`channel ${id}: unknown`, { channel: id, status: statusNames[0] });
     return;
   }
   const t = opened.args;
+  // The deal's meter finds the close record of a closing channel (IDebtChannels.channelOf).
+  const state = await ctx.publicClient.readContract({
+    ...channels,
+    functionName: 'channelOf',
+    args: [id, opened.args.sellerMeter],
+  });
+  const status = statusNames[state.status] ?? `status ${state.status}`;
   const lines = [
     `channel ${id}: ${status}`,
     `  cell ${t.sellerCell} delivers to cell ${t.buyerCell}, measured by meter ${t.sellerMeter}`,

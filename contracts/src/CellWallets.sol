@@ -193,10 +193,7 @@ contract CellWallets is ICellWallets {
         _credit(cellId, amount);
     }
 
-    /// @notice Market: pays `amountA` to `cellA` and `amountB` to `cellB` from the market's
-    /// account in one call, as two {payFromMarket} would (a debt channel's close: the seller's
-    /// pay and the buyer's refund). Each cell's debt, if any, is repaid first from what it
-    /// receives.
+    /// @inheritdoc ICellWallets
     function payTwoFromMarket(uint256 cellA, uint256 amountA, uint256 cellB, uint256 amountB) external {
         _takeFromMarket(amountA + amountB);
         if (amountA > 0) _credit(cellA, amountA);

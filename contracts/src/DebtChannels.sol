@@ -2,7 +2,6 @@
 pragma solidity 0.8.28;
 
 import {IERC721} from "@openzeppelin/contracts/token/ERC721/IERC721.sol";
-import {CellWallets} from "./CellWallets.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ICellRegistry} from "./interfaces/ICellRegistry.sol";
 import {ICellWallets} from "./interfaces/ICellWallets.sol";
@@ -38,8 +37,9 @@ contract DebtChannels is IDebtChannels, EIP712 {
     /// seller at once as far as the collateral goes, so what was paid is min(owed, funded) and
     /// need not be stored; the collateral left is funded - paid. While it closes, nothing is
     /// paid until settlement and funding cannot change, so funding and what was paid move to
-    /// a {CloseRecord} and the deadline takes funding's place. Amounts are below 2^80 (checked
-    /// at opening and top-up): 1.2e24 base units, a million tokens of 18 decimals.
+    /// a close record (in the meter's slot, see {_meters}) and the deadline takes funding's
+    /// place. Amounts are below 2^80 (checked at opening and top-up): 1.2e24 base units, a
+    /// million tokens of 18 decimals.
     struct Core {
         uint96 owed;
         uint96 funded;
@@ -50,11 +50,13 @@ contract DebtChannels is IDebtChannels, EIP712 {
         bool hasBaseline;
     }
 
-    /// @dev Written when a unilateral close starts.
+    /// @dev A close record in a slot of its own: used only when the meter's slot already
+    /// holds the record of another of the meter's channels, closing at the same time. Where
+    /// one exists it is the channel's record; where none does, the meter's slot holds it.
     struct CloseRecord {
         uint96 funded;
         uint96 paidAtClose;
-        uint40 closeDeadline;
+        bool exists;
     }
 
     struct Withdrawal {
@@ -71,7 +73,18 @@ contract DebtChannels is IDebtChannels, EIP712 {
     mapping(bytes32 channel => Core) private _cores;
     mapping(bytes32 channel => CloseRecord) private _closeRecords;
     mapping(bytes32 channel => Withdrawal) private _withdrawals;
-    mapping(address meter => uint64) private _booked;
+    /// @dev A meter's slot: the last interval booked by a deal (bits 0-63) and the close
+    /// record of one of the meter's channels while it closes: funded (64-143), paid when the
+    /// close started (144-223), the low 31 bits of the channel id (224-254) and a bit saying
+    /// the record is in use (255). The slot is written when the meter's first deal opens, so
+    /// a close rewrites a slot that holds a value (5,000 gas) instead of filling a new one
+    /// (22,100). Deals on a meter may not overlap, but two of them may close at once: the
+    /// second then keeps its record in {_closeRecords}.
+    mapping(address meter => uint256) private _meters;
+
+    uint256 private constant BOOKED_MASK = type(uint64).max;
+    uint256 private constant RECORD_IN_USE = 1 << 255;
+    uint256 private constant TAG_MASK = (1 << 31) - 1;
 
     /// @param intervalSeconds_ The pool's interval length, s.
     /// @param challengeWindow_ How long a unilateral close stays open to newer vouchers, s
@@ -110,14 +123,16 @@ contract DebtChannels is IDebtChannels, EIP712 {
         if (word != 0) revert ChannelExists(channel); // every channel's slot has a status
         if (block.timestamp > deal.expiry) revert ChannelDealExpired(deal.expiry);
         _checkTerms(deal);
-        uint64 booked = _booked[deal.sellerMeter];
+        uint256 meterWord = _meters[deal.sellerMeter];
+        uint64 booked = uint64(meterWord);
         if (deal.firstInterval <= booked) revert ChannelMeterBooked(deal.sellerMeter, booked);
         _checkCell(deal.buyerCell, channel, buyerSignature, deal.maxWhPerInterval, true);
         _checkCell(deal.sellerCell, channel, sellerSignature, deal.maxWhPerInterval, false);
         if (_registryView(ICellRegistry.cellOfMeter.selector, uint160(deal.sellerMeter)) != deal.sellerCell) {
             revert ChannelMeterNotInCell(deal.sellerMeter, deal.sellerCell);
         }
-        _booked[deal.sellerMeter] = deal.lastInterval;
+        // Keeps a close record the slot may hold for an earlier deal on the meter.
+        _meters[deal.sellerMeter] = (meterWord & ~BOOKED_MASK) | deal.lastInterval;
         // A new channel's core: funded = the collateral (below 2^80, checked), status Open;
         // the layout of {_storeCore}.
         uint256 collateral = deal.collateral;
@@ -223,17 +238,18 @@ contract DebtChannels is IDebtChannels, EIP712 {
         if (finalAmount > MAX_AMOUNT) revert ChannelAmountTooLarge(finalAmount);
         uint96 paid;
         uint64 end;
+        bool recordAtMeter;
         if (c.status == Status.Open) {
             paid = _covered(c);
             uint64 current = _currentInterval();
             end = current < deal.lastInterval ? current : deal.lastInterval;
         } else {
-            paid = _resumeClose(channel, c);
             end = _endOf(deal, c.closeDeadline);
+            (paid, recordAtMeter) = _resumeClose(channel, deal, c);
         }
         if (finalAmount < paid) revert ChannelFinalBelowPaid(finalAmount, paid);
         c.owed = finalAmount; // both parties signed it: it replaces whatever was proven
-        _finish(channel, deal, c, paid, end);
+        _finish(channel, deal, c, paid, end, recordAtMeter);
     }
 
     /// @inheritdoc IDebtChannels
@@ -247,8 +263,9 @@ contract DebtChannels is IDebtChannels, EIP712 {
         (bytes32 channel, Core memory c) = _load(deal);
         if (c.status != Status.Closing) revert ChannelNotClosing(channel, c.status);
         if (block.timestamp < c.closeDeadline) revert ChannelWindowOpen(c.closeDeadline);
-        uint96 paid = _resumeClose(channel, c);
-        _finish(channel, deal, c, paid, _endOf(deal, c.closeDeadline));
+        uint64 end = _endOf(deal, c.closeDeadline);
+        (uint96 paid, bool recordAtMeter) = _resumeClose(channel, deal, c);
+        _finish(channel, deal, c, paid, end, recordAtMeter);
     }
 
     /// @inheritdoc IDebtChannels
@@ -281,29 +298,35 @@ contract DebtChannels is IDebtChannels, EIP712 {
     }
 
     /// @inheritdoc IDebtChannels
-    function channelOf(bytes32 channel) external view returns (Channel memory ch) {
+    function channelOf(bytes32 channel, address sellerMeter) external view returns (Channel memory ch) {
         Core memory c = _loadCore(channel);
-        CloseRecord memory r = _closeRecords[channel];
         Withdrawal memory w = _withdrawals[channel];
         ch.status = c.status;
         ch.owed = c.owed;
         ch.seq = c.seq;
         ch.baselineCumWh = c.baselineCumWh;
-        ch.closeDeadline = r.closeDeadline;
         ch.withdrawalAmount = w.amount;
         ch.withdrawalAt = w.at;
-        if (c.status == Status.Open) {
-            ch.paid = _covered(c);
-            ch.collateral = c.funded - ch.paid;
-        } else if (c.status == Status.Closing) {
-            ch.paid = r.paidAtClose;
-            ch.collateral = r.funded - r.paidAtClose;
-        } else if (c.status == Status.Closed) {
-            ch.paid = _covered(c);
-        }
-        if (r.closeDeadline != 0) {
+        if (c.status == Status.Closing) {
+            uint96 paidAtClose;
+            CloseRecord memory r = _closeRecords[channel];
+            if (r.exists) {
+                (c.funded, paidAtClose) = (r.funded, r.paidAtClose);
+            } else {
+                uint256 word = _meters[sellerMeter];
+                if (word & RECORD_IN_USE == 0 || (word >> 224) & TAG_MASK != uint256(channel) & TAG_MASK) {
+                    revert ChannelCloseRecordNotAtMeter(channel, sellerMeter);
+                }
+                (c.funded, paidAtClose) = (uint80(word >> 64), uint80(word >> 144));
+            }
+            ch.paid = paidAtClose;
+            ch.collateral = c.funded - paidAtClose;
+            ch.closeDeadline = c.closeDeadline;
             // The interval the close started in (the window is a deployment constant).
-            ch.endInterval = uint64((r.closeDeadline - challengeWindow) / intervalSeconds);
+            ch.endInterval = uint64((c.closeDeadline - challengeWindow) / intervalSeconds);
+        } else if (c.status != Status.None) {
+            ch.paid = _covered(c);
+            if (c.status == Status.Open) ch.collateral = c.funded - ch.paid;
         }
     }
 
@@ -329,7 +352,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
 
     /// @inheritdoc IDebtChannels
     function bookedThrough(address meter) external view returns (uint64) {
-        return _booked[meter];
+        return uint64(_meters[meter]);
     }
 
     /// @inheritdoc IDebtChannels
@@ -466,7 +489,15 @@ contract DebtChannels is IDebtChannels, EIP712 {
             if (block.timestamp < deliveryEnd) revert ChannelTooEarlyToClose(deliveryEnd);
         }
         uint40 deadline = uint40(block.timestamp + challengeWindow); // window < 2^32, checked at deployment
-        _closeRecords[channel] = CloseRecord({funded: c.funded, paidAtClose: _covered(c), closeDeadline: deadline});
+        uint96 paid = _covered(c);
+        uint256 word = _meters[deal.sellerMeter];
+        if (word & RECORD_IN_USE == 0) {
+            // Both amounts are below 2^80; the record bits of a slot not in use are zero.
+            _meters[deal.sellerMeter] = word | (uint256(c.funded) << 64) | (uint256(paid) << 144)
+                | ((uint256(channel) & TAG_MASK) << 224) | RECORD_IN_USE;
+        } else {
+            _closeRecords[channel] = CloseRecord({funded: c.funded, paidAtClose: paid, exists: true});
+        }
         c.closeDeadline = deadline;
         c.status = Status.Closing;
         _storeCore(channel, c);
@@ -474,8 +505,11 @@ contract DebtChannels is IDebtChannels, EIP712 {
     }
 
     /// @dev Pays what is owed as far as the collateral goes, gives the rest back, records the
-    /// shortfall as the buyer's debt and frees the meter after `end`.
-    function _finish(bytes32 channel, Deal calldata deal, Core memory c, uint96 paid, uint64 end) private {
+    /// shortfall as the buyer's debt, frees the meter after `end` and takes the close record,
+    /// if any, out of storage (`recordAtMeter`: it is in the meter's slot).
+    function _finish(bytes32 channel, Deal calldata deal, Core memory c, uint96 paid, uint64 end, bool recordAtMeter)
+        private
+    {
         uint96 covered = _covered(c);
         uint96 pay;
         uint96 refund;
@@ -488,15 +522,20 @@ contract DebtChannels is IDebtChannels, EIP712 {
             refund = c.funded - covered;
             debt = c.owed - covered;
         }
+        // A record in its own slot goes here, one in the meter's slot below.
+        if (c.status == Status.Closing && !recordAtMeter) delete _closeRecords[channel];
         c.status = Status.Closed;
         _storeCore(channel, c);
         // Free the meter after `end`, but never below this deal's own start: an earlier deal on
         // the meter (which ends before this one began) may still be open and count its intervals.
-        // The booking is read only when there is something to free: a deal closed after its
-        // last interval (the usual cooperative close) leaves it as it is.
+        // The meter's slot is read only when there is something to change: a deal closed after
+        // its last interval (the usual cooperative close) leaves it as it is.
         uint64 keep = end >= deal.firstInterval ? end : deal.firstInterval - 1;
-        if (keep < deal.lastInterval && _booked[deal.sellerMeter] == deal.lastInterval) {
-            _booked[deal.sellerMeter] = keep;
+        if (recordAtMeter || keep < deal.lastInterval) {
+            uint256 word = _meters[deal.sellerMeter];
+            uint256 next = recordAtMeter ? word & BOOKED_MASK : word;
+            if (keep < deal.lastInterval && uint64(word) == deal.lastInterval) next = (next & ~BOOKED_MASK) | keep;
+            if (next != word) _meters[deal.sellerMeter] = next;
         }
         _payOut(deal.sellerCell, pay, deal.buyerCell, refund);
         uint256 debtId = debt > 0 ? wallets.recordDebt(deal.buyerCell, deal.sellerCell, debt) : 0;
@@ -510,12 +549,24 @@ contract DebtChannels is IDebtChannels, EIP712 {
         return closedIn < deal.lastInterval ? closedIn : deal.lastInterval;
     }
 
-    /// @dev Back from closing to the accounts: funding returns to the core; returns what was
-    /// paid when the close started.
-    function _resumeClose(bytes32 channel, Core memory c) private view returns (uint96 paid) {
+    /// @dev Back from closing to the accounts: funding returns to the core from the close
+    /// record; returns what was paid when the close started and whether the record is in the
+    /// meter's slot. The channel's own record slot is read first: the meter's slot holds the
+    /// record of whichever of its channels started closing first, and a tag of 31 bits could
+    /// not tell channels apart against a party that grinds deal salts.
+    function _resumeClose(bytes32 channel, Deal calldata deal, Core memory c)
+        private
+        view
+        returns (uint96 paid, bool recordAtMeter)
+    {
         CloseRecord memory r = _closeRecords[channel];
-        c.funded = r.funded;
-        return r.paidAtClose;
+        if (r.exists) {
+            c.funded = r.funded;
+            return (r.paidAtClose, false);
+        }
+        uint256 word = _meters[deal.sellerMeter];
+        c.funded = uint80(word >> 64);
+        return (uint80(word >> 144), true);
     }
 
     /// @dev What the collateral covers of what is owed; while open, exactly what was paid.
@@ -688,7 +739,7 @@ contract DebtChannels is IDebtChannels, EIP712 {
             return;
         }
         address target = address(wallets);
-        bytes4 selector = CellWallets.payTwoFromMarket.selector;
+        bytes4 selector = ICellWallets.payTwoFromMarket.selector;
         assembly ("memory-safe") {
             let m := mload(0x40) // scratch past the free-memory pointer; not kept
             mstore(m, selector)

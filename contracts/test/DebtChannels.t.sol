@@ -17,7 +17,7 @@ contract DebtChannelsTest is ChannelFixture {
         DealKeys memory k = openStandard();
         assertEq(available(k.buyer.id), FUNDS - COLLATERAL, "collateral left the buyer's wallet");
         assertEq(wallets.marketBalance(address(channels)), COLLATERAL, "channels hold it");
-        IDebtChannels.Channel memory ch = state(k.id);
+        IDebtChannels.Channel memory ch = state(k);
         assertEq(uint256(ch.status), uint256(IDebtChannels.Status.Open), "open");
         assertEq(ch.collateral, COLLATERAL, "collateral");
         assertEq(channels.bookedThrough(k.seller.meter), k.deal.lastInterval, "meter booked");
@@ -43,7 +43,8 @@ contract DebtChannelsTest is ChannelFixture {
         (bytes memory b,) = signDeal(k);
         vm.prank(k.seller.agent);
         bytes32 id = channels.open(k.deal, b, "");
-        assertEq(uint256(state(id).status), uint256(IDebtChannels.Status.Open), "opened");
+        k.id = id;
+        assertEq(uint256(state(k).status), uint256(IDebtChannels.Status.Open), "opened");
     }
 
     function test_open_revertsWithNotAgentWhenEmptySignatureSentByAnyoneElse() public {
@@ -165,7 +166,7 @@ contract DebtChannelsTest is ChannelFixture {
         assertEq(available(k.seller.id), FUNDS + 200_000, "1 kWh at 0.20");
         channels.redeem(k.deal, fairVoucher(k, 2, 3000), r2);
         assertEq(available(k.seller.id), FUNDS + 600_000, "3 kWh at 0.20");
-        IDebtChannels.Channel memory ch = state(k.id);
+        IDebtChannels.Channel memory ch = state(k);
         assertEq(ch.paid, 600_000, "paid");
         assertEq(ch.collateral, COLLATERAL - 600_000, "collateral left");
         assertEq(ch.seq, 2, "seq");
@@ -276,18 +277,18 @@ contract DebtChannelsTest is ChannelFixture {
         IClearingPool.SignedReading memory r2 = meterReading(k.seller, k.deal.firstInterval + 1, 3500, 54_500);
         warpToInterval(k.deal.firstInterval + 2);
         channels.redeemWithReadings(k.deal, _readings(r1, r2));
-        assertEq(state(k.id).paid, 800_000, "min(4500 metered, 4000 contracted) Wh at 0.20");
+        assertEq(state(k).paid, 800_000, "min(4500 metered, 4000 contracted) Wh at 0.20");
     }
 
     function test_redeemWithReadings_countsFromLaterIntervalWithoutTheFirst() public {
         DealKeys memory k = openStandard();
         (, IClearingPool.SignedReading memory r2) = _deliver(k);
         channels.redeemWithReadings(k.deal, one(r2));
-        assertEq(state(k.id).paid, 400_000, "only the 2000 Wh the reading itself shows");
+        assertEq(state(k).paid, 400_000, "only the 2000 Wh the reading itself shows");
         (IClearingPool.SignedReading memory r1,) = _deliver(k);
         channels.redeemWithReadings(k.deal, one(r1));
         channels.redeemWithReadings(k.deal, one(r2));
-        assertEq(state(k.id).paid, 600_000, "the first interval's reading lowers the baseline");
+        assertEq(state(k).paid, 600_000, "the first interval's reading lowers the baseline");
     }
 
     function test_redeemWithReadings_revertsWithOutOfRangeWhenReadingBeforeDeal() public {
@@ -321,7 +322,7 @@ contract DebtChannelsTest is ChannelFixture {
         assertEq(available(k.seller.id), FUNDS + 500_000, "seller got the final amount");
         assertEq(available(k.buyer.id), FUNDS - 500_000, "buyer got the rest back");
         assertEq(wallets.marketBalance(address(channels)), 0, "nothing left in the channels");
-        assertEq(uint256(state(k.id).status), uint256(IDebtChannels.Status.Closed), "closed");
+        assertEq(uint256(state(k).status), uint256(IDebtChannels.Status.Closed), "closed");
         assertEq(channels.bookedThrough(k.seller.meter), k.deal.firstInterval + 2, "meter free after now");
     }
 
@@ -337,7 +338,7 @@ contract DebtChannelsTest is ChannelFixture {
         channels.closeCooperative(k.deal, 0, "", sellerSig);
         vm.prank(k.buyer.agent);
         channels.closeCooperative(k.deal, 0, "", sellerSig);
-        assertEq(uint256(state(k.id).status), uint256(IDebtChannels.Status.Closed), "closed");
+        assertEq(uint256(state(k).status), uint256(IDebtChannels.Status.Closed), "closed");
         assertEq(available(k.buyer.id), FUNDS, "collateral back");
     }
 
@@ -369,20 +370,20 @@ contract DebtChannelsTest is ChannelFixture {
         vm.warp(deliveryEnd);
         vm.prank(k.buyer.agent);
         channels.startClose(k.deal);
-        assertEq(uint256(state(k.id).status), uint256(IDebtChannels.Status.Closing), "closing");
+        assertEq(uint256(state(k).status), uint256(IDebtChannels.Status.Closing), "closing");
     }
 
     function test_startClose_secondCallDoesNotMoveDeadline() public {
         DealKeys memory k = openStandard();
         vm.prank(k.seller.agent);
         channels.startClose(k.deal);
-        uint40 deadline = state(k.id).closeDeadline;
+        uint40 deadline = state(k).closeDeadline;
         vm.warp(block.timestamp + 1 hours);
         vm.prank(k.seller.owner);
         channels.startClose(k.deal);
         vm.prank(k.buyer.owner);
         channels.startClose(k.deal);
-        assertEq(state(k.id).closeDeadline, deadline, "the window is fixed");
+        assertEq(state(k).closeDeadline, deadline, "the window is fixed");
     }
 
     function _closingWithDelivery()
@@ -398,7 +399,7 @@ contract DebtChannelsTest is ChannelFixture {
 
     function test_challenge_boundaryAtDeadline() public {
         (DealKeys memory k,, IClearingPool.SignedReading memory r2) = _closingWithDelivery();
-        uint40 deadline = state(k.id).closeDeadline;
+        uint40 deadline = state(k).closeDeadline;
         assertEq(deadline, block.timestamp + CHALLENGE_WINDOW, "window from the close");
         IDebtChannels.SignedVoucher memory v2 = fairVoucher(k, 2, 2000);
         IDebtChannels.SignedVoucher memory v3 = fairVoucher(k, 3, 3000);
@@ -410,13 +411,13 @@ contract DebtChannelsTest is ChannelFixture {
         vm.warp(deadline + 1);
         vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelWindowClosed.selector, deadline));
         channels.challenge(k.deal, v3, r2);
-        assertEq(state(k.id).owed, 400_000, "the voucher accepted in time counts");
+        assertEq(state(k).owed, 400_000, "the voucher accepted in time counts");
     }
 
     function test_settle_boundaryAtDeadline() public {
         (DealKeys memory k,, IClearingPool.SignedReading memory r2) = _closingWithDelivery();
         channels.challenge(k.deal, fairVoucher(k, 2, 3000), r2);
-        uint40 deadline = state(k.id).closeDeadline;
+        uint40 deadline = state(k).closeDeadline;
         vm.warp(deadline - 1);
         vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelWindowOpen.selector, deadline));
         channels.settle(k.deal);
@@ -433,10 +434,10 @@ contract DebtChannelsTest is ChannelFixture {
 
     function test_challenge_doesNotExtendWindow() public {
         (DealKeys memory k,, IClearingPool.SignedReading memory r2) = _closingWithDelivery();
-        uint40 deadline = state(k.id).closeDeadline;
+        uint40 deadline = state(k).closeDeadline;
         vm.warp(deadline - 10);
         channels.challenge(k.deal, fairVoucher(k, 2, 3000), r2);
-        assertEq(state(k.id).closeDeadline, deadline, "unchanged");
+        assertEq(state(k).closeDeadline, deadline, "unchanged");
     }
 
     function test_settle_recordsDebtBeyondCollateral() public {
@@ -481,18 +482,18 @@ contract DebtChannelsTest is ChannelFixture {
         openDeal(k);
         (IClearingPool.SignedReading memory r1,) = _deliver(k);
         channels.redeem(k.deal, fairVoucher(k, 1, 1000), r1);
-        assertEq(state(k.id).paid, 100_000, "as far as the collateral goes");
+        assertEq(state(k).paid, 100_000, "as far as the collateral goes");
         vm.prank(k.buyer.agent);
         channels.topUp(k.deal, 500_000);
-        assertEq(state(k.id).paid, 200_000, "the rest paid from the top-up");
-        assertEq(state(k.id).collateral, 400_000, "collateral left");
+        assertEq(state(k).paid, 200_000, "the rest paid from the top-up");
+        assertEq(state(k).collateral, 400_000, "collateral left");
     }
 
     function test_withdrawCollateral_onlyAfterDelayAndOnlyWhatIsNotOwed() public {
         DealKeys memory k = openStandard();
         vm.prank(k.buyer.agent);
         channels.requestWithdrawal(k.deal, COLLATERAL);
-        uint40 at = state(k.id).withdrawalAt;
+        uint40 at = state(k).withdrawalAt;
         assertEq(at, block.timestamp + WITHDRAWAL_DELAY, "delay");
         assertGt(WITHDRAWAL_DELAY, CHALLENGE_WINDOW, "longer than the window");
         (IClearingPool.SignedReading memory r1,) = _deliver(k);
@@ -502,7 +503,7 @@ contract DebtChannelsTest is ChannelFixture {
         channels.withdrawCollateral(k.deal);
         vm.warp(at);
         channels.withdrawCollateral(k.deal);
-        assertEq(state(k.id).collateral, 0, "all unused collateral back");
+        assertEq(state(k).collateral, 0, "all unused collateral back");
         assertEq(available(k.buyer.id), FUNDS - 200_000, "the buyer paid for 1 kWh");
     }
 
@@ -514,6 +515,84 @@ contract DebtChannelsTest is ChannelFixture {
         openDeal(b);
         closeTogether(b, 0);
         assertEq(channels.bookedThrough(a.seller.meter), a.deal.lastInterval, "a's intervals stay booked");
+    }
+
+    // ---- close records: in the meter's slot, or the channel's own ----
+
+    function test_settle_twoDealsOfOneMeterClosingAtOnceEachSettleOnTheirOwnRecord() public {
+        DealKeys memory a = openStandard();
+        DealKeys memory b = nextDealOnMeter(a);
+        b.deal.collateral = 2 * COLLATERAL; // unlike a's, so that a mixed-up record would show
+        openDeal(b);
+        (IClearingPool.SignedReading memory r1, IClearingPool.SignedReading memory r2) = _deliver(a);
+        channels.redeem(a.deal, fairVoucher(a, 1, 1000), r1);
+        // The seller gives up both deals: a's record takes the meter's slot, b's its own.
+        vm.startPrank(a.seller.agent);
+        channels.startClose(a.deal);
+        channels.startClose(b.deal);
+        vm.stopPrank();
+        IDebtChannels.Channel memory sa = state(a);
+        IDebtChannels.Channel memory sb = state(b);
+        assertEq(sa.paid, 200_000, "a: 1 kWh paid before the close");
+        assertEq(sa.collateral, COLLATERAL - 200_000, "a: the rest locked");
+        assertEq(sb.paid, 0, "b: nothing paid");
+        assertEq(sb.collateral, 2 * COLLATERAL, "b: all its collateral locked");
+        channels.challenge(a.deal, fairVoucher(a, 2, 3000), r2);
+        vm.warp(block.timestamp + CHALLENGE_WINDOW);
+        // b settles first, from its own record; then a, from the meter's slot.
+        channels.settle(b.deal);
+        assertEq(available(b.buyer.id), FUNDS, "b's buyer gets all its collateral back");
+        assertEq(state(a).collateral, COLLATERAL - 200_000, "a's record untouched by b's settlement");
+        channels.settle(a.deal);
+        assertEq(available(a.seller.id), FUNDS + 600_000, "3 kWh paid for a");
+        assertEq(available(a.buyer.id), FUNDS - 600_000, "a's buyer gets the rest back");
+        // The meter's slot is free again: the next close on the meter takes it.
+        DealKeys memory c;
+        c.seller = a.seller;
+        c.buyer = newCell(CellType.PassiveConsumer);
+        c.deal = terms(c.buyer, c.seller);
+        openDeal(c);
+        vm.prank(c.seller.agent);
+        channels.startClose(c.deal);
+        assertEq(state(c).collateral, COLLATERAL, "c's record found at the meter");
+    }
+
+    function test_settle_recordInTheMetersSlotSurvivesALaterDealOpeningOnTheMeter() public {
+        DealKeys memory a = openStandard();
+        (IClearingPool.SignedReading memory r1, IClearingPool.SignedReading memory r2) = _deliver(a);
+        channels.redeem(a.deal, fairVoucher(a, 1, 1000), r1);
+        vm.prank(a.seller.agent);
+        channels.startClose(a.deal);
+        DealKeys memory b = nextDealOnMeter(a);
+        openDeal(b);
+        assertEq(channels.bookedThrough(a.seller.meter), b.deal.lastInterval, "b booked the meter");
+        assertEq(state(a).collateral, COLLATERAL - 200_000, "a's close record kept by b's opening");
+        channels.challenge(a.deal, fairVoucher(a, 2, 3000), r2);
+        vm.warp(state(a).closeDeadline);
+        channels.settle(a.deal);
+        assertEq(available(a.seller.id), FUNDS + 600_000, "3 kWh paid");
+        assertEq(available(a.buyer.id), FUNDS - 600_000, "the rest refunded");
+        assertEq(channels.bookedThrough(a.seller.meter), b.deal.lastInterval, "b's booking kept by a's settlement");
+        assertEq(uint256(state(b).status), uint256(IDebtChannels.Status.Open), "b open");
+    }
+
+    function test_channelOf_revertsWithCloseRecordNotAtMeterForAnotherMeterWhileClosing() public {
+        DealKeys memory k = openStandard();
+        CellKeys memory other = newCell(CellType.Prosumer);
+        // Open: the meter is not needed, so not checked.
+        assertEq(channels.channelOf(k.id, other.meter).collateral, COLLATERAL, "open");
+        vm.prank(k.seller.agent);
+        channels.startClose(k.deal);
+        vm.expectRevert(abi.encodeWithSelector(IDebtChannels.ChannelCloseRecordNotAtMeter.selector, k.id, other.meter));
+        channels.channelOf(k.id, other.meter);
+        IDebtChannels.Channel memory ch = state(k);
+        assertEq(ch.collateral, COLLATERAL, "the deal's meter finds it");
+        assertEq(ch.closeDeadline, block.timestamp + CHALLENGE_WINDOW, "deadline while closing");
+        vm.warp(ch.closeDeadline);
+        channels.settle(k.deal);
+        ch = channels.channelOf(k.id, other.meter);
+        assertEq(uint256(ch.status), uint256(IDebtChannels.Status.Closed), "closed");
+        assertEq(ch.closeDeadline, 0, "the deadline is the ChannelClosing event's once closed");
     }
 
     // ---- replay and signatures ----
@@ -637,7 +716,7 @@ contract DebtChannelsTest is ChannelFixture {
                     channels.closeWithVoucher(k.deal, v, r2);
                 }
             }
-            if (state(k.id).status == IDebtChannels.Status.Closing) {
+            if (state(k).status == IDebtChannels.Status.Closing) {
                 vm.warp(block.timestamp + CHALLENGE_WINDOW);
                 channels.settle(k.deal);
             }
@@ -666,7 +745,7 @@ contract DebtChannelsTest is ChannelFixture {
         uint256 allowed = metered < 2 * MAX_WH ? metered : 2 * MAX_WH;
         uint256 worth = (allowed * PRICE) / 1000;
         uint256 expected = worth < COLLATERAL ? worth : COLLATERAL;
-        assertEq(state(k.id).paid, expected, "paid = min(metered, contracted) x price, within collateral");
+        assertEq(state(k).paid, expected, "paid = min(metered, contracted) x price, within collateral");
         assertEq(available(k.seller.id), FUNDS + expected, "and it reached the seller");
     }
 }

@@ -347,7 +347,11 @@ describe('settlement relayer: readings from MQTT to money on chain', () => {
         })),
       ],
     });
-    const state = await kit.publicClient.readContract({ ...channels, functionName: 'channelOf', args: [id] });
+    const state = await kit.publicClient.readContract({
+      ...channels,
+      functionName: 'channelOf',
+      args: [id, deal.sellerMeter],
+    });
     // min(metered 4000 Wh, contracted 2 x 2000 Wh) x 0.20/kWh
     expect(state.owed).toBe(800_000n);
   });

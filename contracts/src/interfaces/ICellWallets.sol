@@ -93,6 +93,12 @@ interface ICellWallets {
     /// The cell's debt, if any, is repaid from it first.
     function payFromMarket(uint256 cellId, uint256 amount) external;
 
+    /// @notice Market: pays `amountA` to `cellA` and `amountB` to `cellB` from the market's
+    /// account in one call, as two {payFromMarket} would (a debt channel's close: the seller's
+    /// pay and the buyer's refund). Each cell's debt, if any, is repaid first from what it
+    /// receives.
+    function payTwoFromMarket(uint256 cellA, uint256 amountA, uint256 cellB, uint256 amountB) external;
+
     /// @notice Market: moves `amount` of the cell's available money into the market's account
     /// on behalf of the cell's agent (a channel's collateral), counting it against the agent's
     /// daily cap. Refused while the cell owes.

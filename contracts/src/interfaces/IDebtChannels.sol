@@ -85,7 +85,8 @@ interface IDebtChannels {
         /// The seller meter's export counter when the deal began, as far as readings have
         /// shown it (0 = no reading yet).
         uint64 baselineCumWh;
-        /// When a unilateral close settles (0 = no close started).
+        /// While closing: when the unilateral close settles (0 otherwise; once closed, the
+        /// `ChannelClosing` event keeps it).
         uint40 closeDeadline;
         /// While closing: the interval the close started in (0 otherwise). The deal covers
         /// intervals up to the lower of this and its own last interval, as `ChannelClosing` says.
@@ -167,6 +168,7 @@ interface IDebtChannels {
     error ChannelWithdrawalNotDue(uint40 at);
     error ChannelZeroAmount();
     error ChannelAmountTooLarge(uint256 amount);
+    error ChannelCloseRecordNotAtMeter(bytes32 channel, address meter);
 
     /// @notice Opens the channel of a deal both agents signed. Anyone may submit it. A party's
     /// agent that submits it itself may pass an empty signature for its own side: sending the
@@ -230,8 +232,13 @@ interface IDebtChannels {
     /// @notice Carries out the pending withdrawal, as far as collateral is not owed. Anyone.
     function withdrawCollateral(Deal calldata deal) external;
 
-    /// @notice A channel's state.
-    function channelOf(bytes32 channel) external view returns (Channel memory);
+    /// @notice A channel's state. `sellerMeter` is the deal's meter: while a channel closes,
+    /// what was funded and paid when the close started is kept in the meter's storage slot
+    /// (rewriting a slot the deal's opening wrote costs less than filling a new one), where
+    /// the id alone does not find it. While the channel closes, a meter whose slot does not
+    /// hold its record reverts with {ChannelCloseRecordNotAtMeter}; in the other states the
+    /// meter is not used.
+    function channelOf(bytes32 channel, address sellerMeter) external view returns (Channel memory);
 
     /// @notice The channel id of a deal (its EIP-712 digest, which the agents sign).
     function channelId(Deal calldata deal) external view returns (bytes32);

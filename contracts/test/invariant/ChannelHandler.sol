@@ -191,6 +191,9 @@ contract ChannelHandler is Test {
     uint256 public callsProven;
     uint256 public callsStaleRefused;
     uint256 public callsCloseStarted;
+    /// Closes started while another deal of the same meter was closing (the contract then
+    /// keeps the close record in the channel's own slot instead of the meter's).
+    uint256 public closesBesideAnother;
     uint256 public callsClosedWithVoucher;
     uint256 public callsChallenged;
     uint256 public callsSettled;
@@ -392,7 +395,9 @@ contract ChannelHandler is Test {
         if (g.status == IDebtChannels.Status.Closing) {
             vm.prank(caller);
             channels.startClose(d);
-            if (channels.channelOf(g.id).closeDeadline != g.deadline) _violate("a second close moved the deadline");
+            if (channels.channelOf(g.id, g.deal.sellerMeter).closeDeadline != g.deadline) {
+                _violate("a second close moved the deadline");
+            }
             return;
         }
         if (byBuyer) {
@@ -809,7 +814,7 @@ contract ChannelHandler is Test {
         gs = _channels;
         chs = new IDebtChannels.Channel[](gs.length);
         for (uint256 i = 0; i < gs.length; ++i) {
-            chs[i] = channels.channelOf(gs[i].id);
+            chs[i] = channels.channelOf(gs[i].id, gs[i].deal.sellerMeter);
         }
     }
 
@@ -1005,6 +1010,13 @@ contract ChannelHandler is Test {
     }
 
     function _closing(ChannelGhost storage g) internal {
+        for (uint256 i = 0; i < _channels.length; ++i) {
+            ChannelGhost storage o = _channels[i];
+            if (o.status == IDebtChannels.Status.Closing && o.meter == g.meter) {
+                ++closesBesideAnother;
+                break;
+            }
+        }
         uint64 current = uint64(currentTime / intervalSeconds);
         g.status = IDebtChannels.Status.Closing;
         g.deadline = uint40(currentTime + window);
@@ -1252,7 +1264,7 @@ contract ChannelHandler is Test {
     /// compare every channel's seq with the ghost after every call as well.)
     function _watchSeq(uint256 i) internal {
         _touched = 0;
-        uint32 seq = channels.channelOf(_channels[i].id).seq;
+        uint32 seq = channels.channelOf(_channels[i].id, _channels[i].deal.sellerMeter).seq;
         if (seq < _channels[i].seenSeq) _violate("a channel's seq went down");
         _channels[i].seenSeq = seq;
     }

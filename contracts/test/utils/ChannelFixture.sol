@@ -151,7 +151,7 @@ abstract contract ChannelFixture is PoolFixture {
         vm.warp(uint256(t) * INTERVAL);
     }
 
-    function state(bytes32 id) internal view returns (IDebtChannels.Channel memory) {
-        return channels.channelOf(id);
+    function state(DealKeys memory k) internal view returns (IDebtChannels.Channel memory) {
+        return channels.channelOf(k.id, k.deal.sellerMeter);
     }
 }
