@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests use when present: mosquitto (the oracle's tests run against it
-# as well as the embedded aedes broker) and chromium (the dashboard's browser test).
+# as well as the embedded aedes broker), chromium (the dashboard's browser test) and socat
+# (joins two pseudo-terminals into the serial line of the oracle's Modbus RTU test).
 # Installs what is missing when run as root; otherwise says what is missing and goes on
 # (those tests then skip and say so).
 set -euo pipefail
@@ -10,8 +11,9 @@ log() { echo "ci-packages: $*" >&2; }
 missing=()
 [ -x /usr/sbin/mosquitto ] || missing+=(mosquitto)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/socat ] || missing+=(socat)
 if [ ${#missing[@]} -eq 0 ]; then
-  log "mosquitto and chromium present"
+  log "mosquitto, chromium and socat present"
   exit 0
 fi
 if [ "$(id -u)" != 0 ]; then

@@ -1,9 +1,10 @@
 /**
- * A simulated SunSpec meter: a real Modbus TCP server with models 1 (common) and 203
- * (three-phase meter), whose power follows a profile and whose energy counters integrate it.
- * For tests and the demo; a real meter on Modbus TCP answers the same registers.
+ * A simulated SunSpec meter: a real Modbus TCP server, or a Modbus RTU server on a serial
+ * port, with models 1 (common) and 203 (three-phase meter), whose power follows a profile and
+ * whose energy counters integrate it. For tests and the demo; a real meter on Modbus TCP or
+ * RTU answers the same registers.
  */
-import { ServerTCP } from 'modbus-serial';
+import { ServerSerial, ServerTCP } from 'modbus-serial';
 import type { Clock } from '../../chain/clock/index.js';
 import {
   COMMON_1,
@@ -18,7 +19,9 @@ import {
 export interface SunSpecMeterServerParameters {
   host?: string;
   /** An explicit port: modbus-serial's ServerTCP given 0 silently listens on 502. */
-  port: number;
+  port?: number;
+  /** Modbus RTU on this serial port (8 data bits, no parity, 1 stop bit) instead of TCP. */
+  serial?: { path: string; baudRate: number };
   unitId?: number;
   /** Where the map starts (40000 by default). */
   base?: number;
@@ -50,7 +53,8 @@ class ModbusException extends Error {
 export async function startSunSpecMeterServer(
   parameters: SunSpecMeterServerParameters,
 ): Promise<SunSpecMeterServer> {
-  if (!parameters.port) throw new Error('an explicit port is required (ServerTCP given 0 listens on 502)');
+  const { serial, port } = parameters;
+  if (!serial && !port) throw new Error('an explicit port is required (ServerTCP given 0 listens on 502)');
   const base = parameters.base ?? 40000;
   const unitId = parameters.unitId ?? 1;
   const commonStart = base + 2;
@@ -99,7 +103,7 @@ export async function startSunSpecMeterServer(
   encodeString('simulated meter', 16).forEach((r, i) => {
     common[COMMON_1.Md + i] = r;
   });
-  encodeString(parameters.serialNumber ?? `SIM${parameters.port}`, 16).forEach((r, i) => {
+  encodeString(parameters.serialNumber ?? `SIM${parameters.port ?? 'RTU'}`, 16).forEach((r, i) => {
     common[COMMON_1.SN + i] = r;
   });
   common[COMMON_1.DA] = unitId;
@@ -128,48 +132,57 @@ export async function startSunSpecMeterServer(
     throw new ModbusException(0x02, 'the meter map is read-only');
   };
   // The callback forms: modbus-serial's ServerTCP accepts a Promise only per register; a
-  // Promise for a whole block fails its length check (servers/servertcp_handler.js).
-  const server = new ServerTCP(
-    {
-      getMultipleHoldingRegisters: (
-        addr: number,
-        length: number,
-        unit: number,
-        cb: (err: Error | null, values: number[]) => void,
-      ) => {
-        const answer = async () => {
-          if (unit !== unitId) throw new ModbusException(0x0b, `no unit ${unit}`);
-          if (addr < base || addr + length > mapEnd) {
-            throw new ModbusException(0x02, `registers ${addr}..${addr + length - 1} are outside the map`);
-          }
-          await advance();
-          return Array.from({ length }, (_, i) => register(addr + i));
-        };
-        answer().then(
-          (values) => cb(null, values),
-          (error: Error) => cb(error, []),
-        );
-      },
-      getHoldingRegister: (addr: number, unit: number, cb: (err: Error | null, value: number) => void) => {
-        const answer = async () => {
-          if (unit !== unitId) throw new ModbusException(0x0b, `no unit ${unit}`);
-          await advance();
-          return register(addr);
-        };
-        answer().then(
-          (value) => cb(null, value),
-          (error: Error) => cb(error, 0),
-        );
-      },
-      setRegister: readOnly,
-      setRegisterArray: readOnly,
+  // Promise for a whole block fails its length check (servers/servertcp_handler.js). Its
+  // ServerSerial answers with the same handlers, so one vector serves both.
+  const vector = {
+    getMultipleHoldingRegisters: (
+      addr: number,
+      length: number,
+      unit: number,
+      cb: (err: Error | null, values: number[]) => void,
+    ) => {
+      const answer = async () => {
+        if (unit !== unitId) throw new ModbusException(0x0b, `no unit ${unit}`);
+        if (addr < base || addr + length > mapEnd) {
+          throw new ModbusException(0x02, `registers ${addr}..${addr + length - 1} are outside the map`);
+        }
+        await advance();
+        return Array.from({ length }, (_, i) => register(addr + i));
+      };
+      answer().then(
+        (values) => cb(null, values),
+        (error: Error) => cb(error, []),
+      );
     },
-    { host: parameters.host ?? '127.0.0.1', port: parameters.port, unitID: unitId },
-  );
-  await new Promise<void>((resolve, reject) => {
-    server.once('initialized', () => resolve());
-    server.once('serverError', reject);
-  });
+    getHoldingRegister: (addr: number, unit: number, cb: (err: Error | null, value: number) => void) => {
+      const answer = async () => {
+        if (unit !== unitId) throw new ModbusException(0x0b, `no unit ${unit}`);
+        await advance();
+        return register(addr);
+      };
+      answer().then(
+        (value) => cb(null, value),
+        (error: Error) => cb(error, 0),
+      );
+    },
+    setRegister: readOnly,
+    setRegisterArray: readOnly,
+  };
+  let server: ServerSerial | ServerTCP;
+  if (serial) {
+    server = await openSerialServer(vector, serial, unitId);
+  } else {
+    const tcp = new ServerTCP(vector, {
+      host: parameters.host ?? '127.0.0.1',
+      port: port ?? 0,
+      unitID: unitId,
+    });
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('initialized', () => resolve());
+      tcp.once('serverError', reject);
+    });
+    server = tcp;
+  }
   return {
     counters: async () => {
       await advance();
@@ -177,4 +190,28 @@ export async function startSunSpecMeterServer(
     },
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * modbus-serial's ServerSerial on `serial.path`: resolves once the port is open, rejects with
+ * the port's error (a missing device, no permission). Note: ServerSerial recomputes the CRC of
+ * each request before it parses it (servers/serverserial.js), so it answers a frame whose CRC
+ * a line garbled; the client checks the CRC of each answer.
+ */
+function openSerialServer(
+  vector: ConstructorParameters<typeof ServerSerial>[0],
+  serial: { path: string; baudRate: number },
+  unitId: number,
+): Promise<ServerSerial> {
+  return new Promise((resolve, reject) => {
+    const server: ServerSerial = new ServerSerial(vector, {
+      path: serial.path,
+      baudRate: serial.baudRate,
+      unitID: unitId,
+      openCallback: (error) => {
+        if (error) reject(new Error(`cannot open ${serial.path} for the simulated meter: ${error.message}`));
+        else resolve(server);
+      },
+    });
+  });
 }

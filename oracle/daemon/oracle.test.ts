@@ -15,6 +15,7 @@ import { createMetrics, type Metrics } from '../metrics/index.js';
 import { readingDigest } from '../signing/readingSigner.js';
 import { openOracleStore } from '../store/oracleStore.js';
 import { BROKER_KINDS, MOSQUITTO_BINARY, startTestBroker, type TestBroker } from '../test/brokers.js';
+import { SOCAT_BINARY, startSerialLine } from '../test/serialLine.js';
 import { createOracle, type Oracle, type SourceSpec } from './createOracle.js';
 
 /** Explicit Modbus ports for this file (ServerTCP given 0 would listen on 502). */
@@ -121,6 +122,83 @@ describe('mosquitto', () => {
     `is installed (${MOSQUITTO_BINARY ?? 'not here: apt-get install mosquitto; the oracle tests ran against aedes only'})`,
     () => {
       expect(BROKER_KINDS).toContain('mosquitto');
+    },
+  );
+});
+
+describe('meter oracle over Modbus RTU on a serial line (two ptys joined by socat)', () => {
+  it.skipIf(SOCAT_BINARY === undefined)(
+    `socat is installed (${SOCAT_BINARY ?? 'not here: apt-get install socat; the RTU test skipped'})`,
+    () => {
+      expect(SOCAT_BINARY).toBeDefined();
+    },
+  );
+
+  it.skipIf(SOCAT_BINARY === undefined)(
+    'signs readings of a SunSpec meter on RTU; a meter gone silent is marked stale, and read again when it answers',
+    async () => {
+      const dir = tempDir();
+      const line = await startSerialLine();
+      cleanups.push(() => line.close());
+      const b = await startTestBroker('aedes');
+      cleanups.push(() => b.close());
+      const time = manualClock(T0);
+      const serial = { path: line.meterEnd, baudRate: 19_200 };
+      // 3.6 kW export: 900 Wh per interval.
+      let meterServer = await startSunSpecMeterServer({ serial, profile: () => 3600, clock: time.clock });
+      const key = generatePrivateKey();
+      const { oracle, metrics } = setupOracle({
+        dir,
+        broker: b,
+        clock: time.clock,
+        meterKey: key,
+        source: { type: 'modbus-rtu', path: line.oracleEnd, baudRate: 19_200, timeoutMs: 500 },
+      });
+      const sub = await collector(b.url);
+      await oracle.start();
+      cleanups.push(() => oracle.stop());
+      for (let k = 1n; k <= 2n; k++) {
+        time.set(T0 + k * L + 5n);
+        await oracle.tick();
+      }
+      await waitFor('two readings', () => sub.received.length >= 2);
+      const signer = privateKeyToAccount(key).address;
+      for (const message of sub.received) {
+        expect(await recoverMeterReadingSigner(poolDomain, message.reading, message.signatures.pool)).toBe(
+          signer,
+        );
+      }
+      const sorted = () => sub.received.map((m) => m.reading).sort((x, y) => Number(x.interval - y.interval));
+      expect(sorted().map((r) => r.exportWh)).toEqual([905n, 900n]);
+
+      // The meter goes silent (its server closes the port): no answer within the timeout.
+      const counters = await meterServer.counters();
+      await meterServer.close();
+      time.set(T0 + 2n * L + 100n);
+      await oracle.tick();
+      expect(oracle.status().meters[0]).toMatchObject({ stale: true });
+      expect(oracle.status().meters[0]?.reason).toMatch(
+        new RegExp(`modbus rtu ${line.oracleEnd} unit 1: .*timed out`, 'i'),
+      );
+      expect(metrics.get('meter_errors', { meter: 'm1', kind: 'modbus' })).toBe(1);
+
+      // It answers again, its counters where they were: the next interval is read and signed.
+      meterServer = await startSunSpecMeterServer({
+        serial,
+        profile: () => 3600,
+        clock: time.clock,
+        initialExportWh: counters.exportWh,
+      });
+      cleanups.push(() => meterServer.close());
+      time.set(T0 + 3n * L + 5n);
+      await oracle.tick();
+      expect(oracle.status().meters[0]?.stale).toBe(false);
+      await waitFor('the third reading', () => sub.received.length >= 3);
+      const readings = sorted();
+      expect(readings.map((r) => r.interval)).toEqual([2_000_000n, 2_000_001n, 2_000_002n]);
+      // The simulator integrates from its restart (T0 + 2L + 100): 900 Wh less the silent 95 s.
+      expect(readings[2]?.exportWh).toBe(805n);
+      expect(readings[2]?.exportCumWh).toBe((readings[1]?.exportCumWh ?? 0n) + 805n);
     },
   );
 });
