@@ -180,6 +180,7 @@ export async function createAgent(parameters: CreateAgentParameters): Promise<Ag
     intervalSeconds: manifest.pool.intervalSeconds,
     closeAnswerSeconds: config.deals.closeAnswerSeconds,
     finalVoucherWaitSeconds: config.deals.finalVoucherWaitSeconds,
+    buyerCloseWaitSeconds: config.deals.buyerCloseWaitSeconds,
     logger: logger.child('deals'),
   });
   const negotiation = createContractNet({

@@ -91,6 +91,11 @@ export const agentConfigSchema = z.object({
       closeAnswerSeconds: z.number().int().positive().default(120),
       /** How long after a deal's delivery the seller waits for the last voucher before it closes anyway, s. */
       finalVoucherWaitSeconds: z.number().int().nonnegative().default(300),
+      /**
+       * How long after a deal's delivery the buyer waits for the seller to close before it
+       * closes alone (with its own latest voucher) and settles after the challenge window, s.
+       */
+      buyerCloseWaitSeconds: z.number().int().nonnegative().default(900),
     })
     .prefault({}),
   grid: z

@@ -38,7 +38,10 @@ async function closedEvent(channel: `0x${string}`) {
  * (collateral 150,000 base units) and open its channel. Neither bids in the pool, so their
  * wallets move only through the channel.
  */
-async function openDeal(sellerDeals: Partial<AgentConfigInput['deals']> = {}) {
+async function openDeal(
+  sellerDeals: Partial<AgentConfigInput['deals']> = {},
+  buyerDeals: Partial<AgentConfigInput['deals']> = {},
+) {
   const [seller, buyer] = await Promise.all([kit.newCell(CellType.Prosumer), kit.newCell(CellType.Prosumer)]);
   const start = ((await kit.chainTime()) / L + 2n) * L + 10n;
   await kit.setChainTime(start);
@@ -55,7 +58,11 @@ async function openDeal(sellerDeals: Partial<AgentConfigInput['deals']> = {}) {
     {
       profile: { loadWh: [600], generationWh: [0] },
       pool: { enabled: false },
-      deals: { buy: { maxWhPerInterval: '500', intervals: 2, leadIntervals: 2 }, cfpWindowSeconds: 30 },
+      deals: {
+        buy: { maxWhPerInterval: '500', intervals: 2, leadIntervals: 2 },
+        cfpWindowSeconds: 30,
+        ...buyerDeals,
+      },
     },
     sellerAgent.multiaddrs(),
   );
@@ -184,5 +191,54 @@ describe('closing a deal channel', () => {
     expect((await h.available(seller)) - before.seller).toBe(67_500n);
     expect(before.buyer - (await h.available(buyer))).toBe(67_500n);
     expect(sellerAgent.metrics().deals.closedUnilaterally).toBe(1);
+  });
+
+  test('error: the seller agent is gone after delivery, so the buyer closes alone with its own voucher and settles after the window', async () => {
+    // The seller would redeem only at the deal's end; it goes before it can.
+    const { seller, buyer, sellerAgent, buyerAgent, c, channel, before } = await openDeal(
+      { redeemThreshold: '1000000' },
+      { buyerCloseWaitSeconds: 120 },
+    );
+    await h.setTime((c + 3n) * L + 10n, [sellerAgent, buyerAgent]);
+    await h.publishReading(seller, {
+      interval: c + 2n,
+      importWh: 0n,
+      exportWh: 450n,
+      importCumWh: 0n,
+      exportCumWh: 30_450n,
+      seq: 1n,
+    });
+    await waitFor('the voucher of c+2', () => buyerAgent.metrics().deals.vouchersSigned === 1);
+    await sellerAgent.stop();
+    const buyerDeal = () => buyerAgent.deals().find((d) => d.channel === channel);
+
+    // Delivery ended at (c+4)L; the buyer waits 120 s for the seller's close.
+    await kit.setChainTime((c + 4n) * L + 60n);
+    await buyerAgent.tick();
+    expect(buyerDeal()?.close).toBeUndefined();
+    await kit.setChainTime((c + 4n) * L + 121n);
+    const closing = await waitFor('the buyer closing alone', () => {
+      const x = buyerDeal()?.close;
+      return x?.state === 'closing' ? x : undefined;
+    });
+    expect(closing.path).toBe('unilateral');
+    expect(closing.reason).toMatch(/no close from the seller/);
+    const state = await channelOf(channel, seller.meter.address);
+    // It closed with its own voucher: 450 Wh at 0.15 per kWh are owed to the seller.
+    expect(state.status).toBe(2);
+    expect(state.seq).toBe(1);
+    expect(state.owed).toBe(67_500n);
+    expect(closing.closeDeadline).toBe(state.closeDeadline);
+
+    // The window runs out: the buyer settles; its unused collateral comes back.
+    await kit.setChainTime(BigInt(state.closeDeadline));
+    const closed = await waitFor('the settlement', () => {
+      const x = buyerDeal()?.close;
+      return x?.state === 'closed' ? x : undefined;
+    });
+    expect(closed.outcome).toMatchObject({ owed: 67_500n, paid: 67_500n, refunded: 82_500n, debt: 0n });
+    expect((await h.available(seller)) - before.seller).toBe(67_500n);
+    expect(before.buyer - (await h.available(buyer))).toBe(67_500n);
+    expect(buyerAgent.metrics().deals.closedUnilaterally).toBe(1);
   });
 });

@@ -12,7 +12,9 @@
  * path, `closeWithVoucher` with its latest voucher when the chain has not seen it, `startClose`
  * otherwise, and `settle`s once the challenge window is over. All times are the injected
  * clock's. A buyer holding both signatures submits `closeCooperative` itself when the seller
- * has not done so within `closeAnswerSeconds`.
+ * has not done so within `closeAnswerSeconds`. A buyer whose seller has not closed the channel
+ * `buyerCloseWaitSeconds` after delivery closes it alone, with its own latest voucher (it
+ * pays what it signed for, no more), and settles once the window is over.
  */
 import {
   type Address,
@@ -104,6 +106,8 @@ export interface CreateChannelCloserParameters {
   closeAnswerSeconds: number;
   /** How long after delivery the seller waits for the last voucher before it closes anyway. */
   finalVoucherWaitSeconds: number;
+  /** How long after delivery the buyer waits for the seller to close before it closes alone. */
+  buyerCloseWaitSeconds: number;
   deals: () => Iterable<OpenDeal>;
   deal: (channel: Hex) => OpenDeal | undefined;
   /** Called once a deal's channel is closed on chain (the buyer stops following the meter). */
@@ -453,7 +457,10 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
         });
       return;
     }
-    if (close) return refuse(`already agreed to close at ${close.finalAmount}, received ${body.finalAmount}`);
+    // While its own unilateral close runs, the buyer may still agree: a cooperative close ends
+    // the channel at once instead of after the window.
+    if (close && close.state !== 'closing')
+      return refuse(`already agreed to close at ${close.finalAmount}, received ${body.finalAmount}`);
     const end = deliveryEnd(entry);
     if (now() < end) return refuse(`the deal's delivery runs until ${end} (Unix s)`);
     // The buyer signs no more than it owes by its own latest voucher or by what the chain proved.
@@ -487,13 +494,76 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
     });
   });
 
-  /** The buyer watches the channel it agreed to close, and closes it itself if the seller does not. */
+  /**
+   * The buyer watches the channel it agreed to close and closes it itself if the seller does
+   * not; with no agreement, it closes alone once its wait after delivery is over, and settles
+   * after the window.
+   */
   async function buyerStep(entry: OpenDeal) {
     const close = entry.close;
-    if (close?.state !== 'agreed') return;
+    if (!close) return buyerCloseAlone(entry);
+    if (close.state === 'closing') {
+      if (close.closeDeadline !== undefined && now() >= close.closeDeadline) await settle(entry, close);
+      return;
+    }
+    if (close.state !== 'agreed') return;
     const state = await channelOf(entry);
     if (state.status === Status.Closed) return closed(entry, close, 'by the other party');
     if (now() >= close.deadline + parameters.closeAnswerSeconds) await closeCooperatively(entry, close);
+  }
+
+  /**
+   * No close from the seller `buyerCloseWaitSeconds` after delivery: the buyer starts the close
+   * with its own latest voucher when the chain has not seen it (the seller is paid what the
+   * buyer signed for), else with `startClose`; a close the seller started is followed.
+   */
+  async function buyerCloseAlone(entry: OpenDeal) {
+    const t = now();
+    const waitedUntil = deliveryEnd(entry) + parameters.buyerCloseWaitSeconds;
+    if (t < waitedUntil) return;
+    const state = await channelOf(entry);
+    const seq = entry.voucher?.message.seq ?? 0;
+    if (state.status === Status.Closed) {
+      entry.close = { state: 'closed', finalAmount: state.owed, seq, deadline: t };
+      return closed(entry, entry.close, 'by the other party');
+    }
+    let how = "followed the seller's close";
+    if (state.status === Status.Open) {
+      if (entry.voucher && entry.voucher.message.seq > state.seq) {
+        try {
+          await recordVoucher(entry, 'closeWithVoucher');
+          how = `closeWithVoucher, voucher ${seq}`;
+        } catch (error) {
+          // The chain refused the voucher (its readings do not prove it there): close without it.
+          logger.warn('closing with the own voucher was refused; closing without it', {
+            channel: entry.channel,
+            error: firstLine(error),
+          });
+        }
+      }
+      if ((await channelOf(entry)).status === Status.Open) {
+        await tx.send({ ...channels, functionName: 'startClose', args: [entry.deal] });
+        how = 'startClose';
+      }
+    }
+    const after = await channelOf(entry);
+    entry.close = {
+      state: 'closing',
+      finalAmount: after.owed,
+      seq,
+      deadline: t,
+      closeDeadline: after.closeDeadline,
+      path: 'unilateral',
+      reason: `no close from the seller, cell ${entry.deal.sellerCell}, by ${waitedUntil}`,
+    };
+    logger.warn('closing the channel alone', {
+      channel: entry.channel,
+      role: 'buyer',
+      reason: entry.close.reason,
+      how,
+      owed: after.owed,
+      settlesAt: after.closeDeadline,
+    });
   }
 
   return {

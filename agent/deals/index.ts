@@ -93,6 +93,8 @@ export interface CreateDealBookParameters {
   closeAnswerSeconds?: number;
   /** How long after delivery the seller waits for the last voucher before closing (default 300 s). */
   finalVoucherWaitSeconds?: number;
+  /** How long after delivery the buyer waits for the seller to close before it closes alone (default 900 s). */
+  buyerCloseWaitSeconds?: number;
   logger: Logger;
 }
 
@@ -277,6 +279,7 @@ export function createDealBook(parameters: CreateDealBookParameters): DealBook {
     intervalSeconds: parameters.intervalSeconds,
     closeAnswerSeconds: parameters.closeAnswerSeconds ?? 120,
     finalVoucherWaitSeconds: parameters.finalVoucherWaitSeconds ?? 300,
+    buyerCloseWaitSeconds: parameters.buyerCloseWaitSeconds ?? 900,
     deals: () => open.values(),
     deal: (channel) => open.get(channel),
     onClosed(entry) {
