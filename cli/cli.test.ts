@@ -361,6 +361,15 @@ describe('gridcell channel', () => {
     expect(await ok(`wallet balance ${buyer}`)).toMatchObject({ available: '99700000', locked: '0' });
     const shown = await gridcell(`channel show ${channel}`);
     expect(shown.out).toMatch(/^channel 0x[0-9a-f]{64}: closed\n {2}cell \d+ delivers to cell \d+/);
+    // The close's deadline and outcome come from its events once the channel is closed.
+    expect(shown.out).toMatch(new RegExp(`unilateral close: deadline ${closing.closeDeadline} \\(Unix s\\)`));
+    expect(shown.out).toMatch(/closed: 0\.3 dEUR paid of 0\.3 dEUR owed, 1\.3 dEUR refunded, 0 dEUR debt/);
+    expect(await ok(`channel show ${channel}`)).toMatchObject({
+      status: 'closed',
+      closeDeadline: closing.closeDeadline,
+      refunded: '1300000',
+      debt: '0',
+    });
   });
 
   it('error: channel arguments and documents name what is wrong', async () => {

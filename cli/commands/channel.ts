@@ -425,20 +425,32 @@ async function showChannel(ctx: Context, id: Hex, fmt: (v: bigint) => string) {
   }
   const t = opened.args;
   // The deal's meter finds the close record of a closing channel (IDebtChannels.channelOf).
-  const state = await ctx.publicClient.readContract({
-    ...channels,
-    functionName: 'channelOf',
-    args: [id, opened.args.sellerMeter],
-  });
+  // Once closed, the channel's slot no longer holds the deadline: the events tell the close.
+  const events = { ...channels, args: { channel: id }, fromBlock: ctx.manifest.deploymentBlock } as const;
+  const [state, [closing], [closed]] = await Promise.all([
+    ctx.publicClient.readContract({
+      ...channels,
+      functionName: 'channelOf',
+      args: [id, opened.args.sellerMeter],
+    }),
+    ctx.publicClient.getContractEvents({ ...events, eventName: 'ChannelClosing' }),
+    ctx.publicClient.getContractEvents({ ...events, eventName: 'ChannelClosed' }),
+  ]);
   const status = statusNames[state.status] ?? `status ${state.status}`;
+  const closeDeadline = closing?.args.deadline ?? state.closeDeadline;
+  const endInterval = closing?.args.endInterval ?? state.endInterval;
+  const outcome = closed?.args;
   const lines = [
     `channel ${id}: ${status}`,
     `  cell ${t.sellerCell} delivers to cell ${t.buyerCell}, measured by meter ${t.sellerMeter}`,
     `  up to ${t.maxWhPerInterval} Wh per interval ${t.firstInterval}-${t.lastInterval} at ${fmt(t.pricePerKWh ?? 0n)}/kWh`,
     `  collateral ${fmt(state.collateral)} locked, ${fmt(state.paid)} paid of ${fmt(state.owed)} owed, latest voucher ${state.seq}`,
-    ...(state.closeDeadline > 0
+    ...(closeDeadline > 0
+      ? [`  unilateral close: deadline ${closeDeadline} (Unix s), delivery ends with interval ${endInterval}`]
+      : []),
+    ...(outcome
       ? [
-          `  close: deadline ${state.closeDeadline} (Unix s), delivery ends with interval ${state.endInterval}`,
+          `  closed: ${fmt(outcome.paid ?? 0n)} paid of ${fmt(outcome.owed ?? 0n)} owed, ${fmt(outcome.refunded ?? 0n)} refunded, ${fmt(outcome.debt ?? 0n)} debt`,
         ]
       : []),
     ...(state.withdrawalAt > 0
@@ -462,8 +474,9 @@ async function showChannel(ctx: Context, id: Hex, fmt: (v: bigint) => string) {
     owed: state.owed,
     seq: state.seq,
     baselineCumWh: state.baselineCumWh,
-    closeDeadline: state.closeDeadline,
-    endInterval: state.endInterval,
+    closeDeadline,
+    endInterval,
+    ...(outcome ? { refunded: outcome.refunded, debt: outcome.debt, debtId: outcome.debtId } : {}),
     withdrawalAmount: state.withdrawalAmount,
     withdrawalAt: state.withdrawalAt,
   });
