@@ -141,5 +141,5 @@ describe.each(backends)('gridcell indexer after kill -9 ($name)', (backend) => {
     await waitFor('the reference index', () => (indexer.status().indexedBlock ?? 0) >= indexedHead);
     await indexer.stop();
     expect(await dumpDerived(reader)).toEqual(await dumpDerived(reference));
-  });
+  }, 180_000); // its own waits allow 60 s for each of the two backfills; a loaded CI machine needs them
 });
