@@ -13,6 +13,7 @@ import {
   runInterval,
   settleBook,
   submitBook,
+  testClientFor,
   waitFor,
 } from '../indexer/test/scenario.js';
 import { createGraphqlServer, type GraphqlServer } from './index.js';
@@ -43,6 +44,52 @@ async function gql(
     }),
   );
   return (await response.json()) as GraphqlResult;
+}
+
+/**
+ * A subscription over server-sent events: `received` fills with each `data` payload's field
+ * value as it arrives; `stop` ends the stream.
+ */
+async function subscribe<T>(query: string, on: GraphqlServer = server) {
+  const response = await on.fetch(
+    new Request('http://gridcell.test/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query }),
+    }),
+  );
+  expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
+  const stream = response.body?.getReader();
+  if (!stream) throw new Error('no body');
+  const received: T[] = [];
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await stream.read();
+      if (done) break;
+      buffer += decoder.decode(value, { stream: true });
+      let end = buffer.indexOf('\n\n');
+      while (end >= 0) {
+        const message = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        for (const line of message.split('\n')) {
+          if (!line.startsWith('data:')) continue;
+          const payload = JSON.parse(line.slice(5)) as { data?: Record<string, T> };
+          const [first] = Object.values(payload.data ?? {});
+          if (first !== undefined) received.push(first);
+        }
+        end = buffer.indexOf('\n\n');
+      }
+    }
+  })();
+  return {
+    received,
+    async stop() {
+      await stream.cancel();
+      await reading.catch(() => {});
+    },
+  };
 }
 
 async function caughtUp() {
@@ -224,45 +271,13 @@ describe('GraphQL over the index', () => {
   it('delivers a settlement to a subscriber (server-sent events)', async () => {
     const run = await submitBook(kit);
     await clearBook(kit, run);
-    const response = await server.fetch(
-      new Request('http://gridcell.test/graphql', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-        body: JSON.stringify({
-          query: 'subscription { positionSettled { interval cellId side amount cell { id } } }',
-        }),
-      }),
+    const settled = await subscribe<{ interval: number; cellId: number; side: string; amount: string }>(
+      'subscription { positionSettled { interval cellId side amount cell { id } } }',
     );
-    expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
-    const stream = response.body?.getReader();
-    if (!stream) throw new Error('no body');
-    const received: { interval: number; cellId: number; side: string; amount: string }[] = [];
-    let buffer = '';
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      while (received.length < 4) {
-        const { value, done } = await stream.read();
-        if (done) break;
-        buffer += decoder.decode(value, { stream: true });
-        let end = buffer.indexOf('\n\n');
-        while (end >= 0) {
-          const message = buffer.slice(0, end);
-          buffer = buffer.slice(end + 2);
-          for (const line of message.split('\n')) {
-            if (!line.startsWith('data:')) continue;
-            const payload = JSON.parse(line.slice(5)) as {
-              data?: { positionSettled: (typeof received)[number] };
-            };
-            if (payload.data) received.push(payload.data.positionSettled);
-          }
-          end = buffer.indexOf('\n\n');
-        }
-      }
-    })();
     await settleBook(kit, run);
-    await waitFor('four settlements on the subscription', () => received.length >= 4);
-    await stream.cancel();
-    await reading.catch(() => {});
+    await waitFor('four settlements on the subscription', () => settled.received.length >= 4);
+    await settled.stop();
+    const received = settled.received;
     expect(received.every((s) => s.interval === Number(run.interval))).toBe(true);
     expect(received.map((s) => s.cellId).sort()).toEqual(
       [...run.buyers, ...run.sellers].map((c) => Number(c.id)).sort(),
@@ -321,5 +336,81 @@ describe('GraphQL over the index', () => {
     expect(JSON.stringify(masked)).not.toMatch(/no such table/);
     const shown = await gql('{ cells { nodes { id } } }', {}, development);
     expect(JSON.stringify(shown)).toMatch(/no such table: cells/);
+  });
+  it('tells subscribers of a reorg: chainReorganized names the fork, then the new branch is delivered', async () => {
+    // The shared indexer keeps 2 blocks and stops at this deeper reorg (DeepReorgError), so this
+    // test comes last and runs its own indexer, which keeps 64.
+    const file = join(dir, 'reorg.sqlite');
+    const db = await openDatabase({ url: file });
+    const own = createIndexer({
+      publicClient: kit.publicClient,
+      manifest: kit.manifest,
+      db,
+      logger: silentLogger,
+      finalityDepth: 64,
+      pollIntervalMs: 20,
+    });
+    await own.start();
+    const indexedTo = async (label: string) => {
+      const head = Number(await kit.publicClient.getBlockNumber({ cacheTime: 0 }));
+      await waitFor(label, () => (own.status().indexedBlock ?? 0) >= head);
+      return head;
+    };
+    const fork = await indexedTo('the reorg indexer at the head');
+    const view = await openDatabase({ url: file, readonly: true });
+    const graphql = createGraphqlServer({
+      db: view,
+      logger: silentLogger,
+      status: async () => own.status(),
+      maxCost: 1000,
+      maxDepth: 5,
+      feedPollIntervalMs: 20,
+    });
+    cleanup.push(async () => {
+      await graphql.close();
+      await own.stop();
+      await view.close();
+      await db.close();
+    });
+    type Delivered = { blockNumber: number; cell: { owner: string } };
+    const settled = await subscribe<Delivered>(
+      'subscription { positionSettled { blockNumber cell { owner } } }',
+      graphql,
+    );
+    const reorgs = await subscribe<{ forkBlock: number; droppedThroughBlock: number }>(
+      'subscription { chainReorganized { forkBlock droppedThroughBlock } }',
+      graphql,
+    );
+    const testClient = testClientFor(kit);
+    const snapshot = await testClient.snapshot();
+
+    // A branch that will vanish: an interval settled for four fresh cells.
+    const orphan = await runInterval(kit);
+    await waitFor('the orphan branch on the subscription', () => settled.received.length >= 4);
+    const orphanHead = await indexedTo('the orphan branch indexed');
+    expect(reorgs.received).toEqual([]);
+
+    // The chain goes back and takes another way, longer than the dropped one.
+    await testClient.revert({ id: snapshot });
+    const replacement = await runInterval(kit);
+    await testClient.mine({ blocks: 5 });
+    await indexedTo('the new branch indexed');
+    await waitFor('the reorg notice', () => reorgs.received.length >= 1);
+    const owners = (run: typeof orphan) => [...run.sellers, ...run.buyers].map((c) => c.owner.address).sort();
+    await waitFor('the new branch on the subscription', () => settled.received.length >= 8);
+    await Promise.all([settled.stop(), reorgs.stop()]);
+
+    const [notice] = reorgs.received;
+    expect(reorgs.received).toHaveLength(1);
+    // The fork is where the branches part: at the snapshot or after it, below every orphan settlement.
+    expect(notice?.forkBlock).toBeGreaterThanOrEqual(fork);
+    const orphanSettled = settled.received.slice(0, 4);
+    expect(orphanSettled.map((s) => s.cell.owner).sort()).toEqual(owners(orphan));
+    expect(orphanSettled.every((s) => s.blockNumber > (notice?.forkBlock ?? 0))).toBe(true);
+    expect(notice?.droppedThroughBlock).toBe(orphanHead);
+    // What follows is the new branch: the replacement's cells, above the fork.
+    const replayed = settled.received.slice(4);
+    expect(replayed.map((s) => s.cell.owner).sort()).toEqual(owners(replacement));
+    expect(replayed.every((s) => s.blockNumber > (notice?.forkBlock ?? 0))).toBe(true);
   });
 });

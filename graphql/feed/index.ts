@@ -1,8 +1,11 @@
 /**
  * New events for subscriptions: polls the events table (the indexer may run in another
  * process) and hands each new IntervalCleared / PositionSettled to its listeners. After a
- * reorg (the checkpoint falls below what was seen) it rewinds to the fork, so replayed
- * events are delivered too.
+ * reorg, which the indexer records in the `reorgs` table in the transaction that rolls back,
+ * it first hands listeners of {@link REORG_EVENT} the fork and the highest dropped block, then
+ * rewinds to the fork, so the events of the new branch are delivered too. Reading the log
+ * rather than watching the checkpoint also catches a rollback and replay that both happen
+ * between two polls.
  */
 import type { Database } from '../../indexer/database/index.js';
 import type { Logger } from '../../indexer/logger.js';
@@ -26,12 +29,20 @@ export interface EventFeedParameters {
   pollIntervalMs?: number;
 }
 
+/**
+ * The feed's name for a reorganisation: its args are `forkBlock` (the last block kept) and
+ * `droppedThroughBlock`; events delivered above `forkBlock` were on a dropped branch.
+ */
+export const REORG_EVENT = 'ChainReorganized';
+
 /** A feed that polls only while someone listens. */
 export function createEventFeed(parameters: EventFeedParameters): EventFeed {
   const { db, logger } = parameters;
   const pollIntervalMs = parameters.pollIntervalMs ?? 250;
   const listeners = new Map<string, Set<(event: FeedEvent) => void>>();
   let cursor: { block: number; log: number } | undefined;
+  /** The newest reorg already told (rows above it are new). */
+  let lastReorg: number | undefined;
   let timer: NodeJS.Timeout | undefined;
   let polling = false;
   let closed = false;
@@ -47,13 +58,32 @@ export function createEventFeed(parameters: EventFeedParameters): EventFeed {
     if (polling || closed) return;
     polling = true;
     try {
-      if (!cursor) cursor = await position();
-      const [cp] = await db.all<{ n: number }>(
-        'SELECT "block_number" AS "n" FROM "checkpoint" WHERE "id" = 1',
+      if (!cursor) {
+        cursor = await position();
+        const [last] = await db.all<{ id: number | null }>('SELECT MAX("id") AS "id" FROM "reorgs"');
+        lastReorg = Number(last?.id ?? 0);
+      }
+      const reorgs = await db.all<{ id: number; fork_block: number; dropped_through_block: number }>(
+        'SELECT "id", "fork_block", "dropped_through_block" FROM "reorgs" WHERE "id" > ? ORDER BY "id"',
+        [lastReorg ?? 0],
       );
-      if (cp && Number(cp.n) < cursor.block) cursor = { block: Number(cp.n), log: Number.MAX_SAFE_INTEGER };
-      const names = [...listeners.keys()];
-      if (names.length === 0) return;
+      for (const reorg of reorgs) {
+        lastReorg = Number(reorg.id);
+        const forkBlock = Number(reorg.fork_block);
+        const event: FeedEvent = {
+          eventName: REORG_EVENT,
+          blockNumber: forkBlock,
+          logIndex: -1,
+          args: { forkBlock, droppedThroughBlock: Number(reorg.dropped_through_block) },
+        };
+        for (const listener of listeners.get(REORG_EVENT) ?? []) listener(event);
+        if (forkBlock < cursor.block) cursor = { block: forkBlock, log: Number.MAX_SAFE_INTEGER };
+      }
+      const names = [...listeners.keys()].filter((name) => name !== REORG_EVENT);
+      if (names.length === 0) {
+        cursor = await position(); // only reorgs are followed: stay at the end
+        return;
+      }
       const rows = await db.all<{
         block_number: number;
         log_index: number;

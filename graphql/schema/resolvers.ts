@@ -1,8 +1,8 @@
 import { GraphQLError, GraphQLScalarType, Kind } from 'graphql/index.js';
 import type { Database, SqlValue } from '../../indexer/database/index.js';
-import type { EventFeed, FeedEvent } from '../feed/index.js';
+import { type EventFeed, type FeedEvent, REORG_EVENT } from '../feed/index.js';
 import { type ListArgs, type ListSpec, listRows, shapeOf, toObject } from './listRows.js';
-import type { Loaders } from './loaders.js';
+import { createLoaders, type Loaders } from './loaders.js';
 
 type Obj = Record<string, SqlValue>;
 
@@ -128,6 +128,12 @@ async function byKey(db: Database, table: ListSpec['table'], key: SqlValue[]): P
 }
 
 /** An async iterator over the feed's events of one name, mapped to GraphQL objects. */
+/** A subscription event's payload, resolved with loaders of its own (see `Subscription`). */
+function eachEventAfresh(payload: Obj, _: unknown, ctx: GraphqlContext): Obj {
+  ctx.loaders = createLoaders(ctx.db);
+  return payload;
+}
+
 function subscribeTo(
   feed: EventFeed,
   db: Database,
@@ -237,18 +243,25 @@ export function createResolvers(parameters: {
     },
     Debt: { debtorCell: cellOf('debtor'), creditorCell: cellOf('creditor') },
     Subscription: {
+      // A subscription keeps one context for its whole life: without new loaders per event,
+      // relations (a settlement's cell) would come from the loaders' cache of an earlier
+      // event, stale once the cell changed or a reorg replaced it.
       intervalCleared: {
         subscribe: () =>
           subscribeTo(feed, parameters.db, 'IntervalCleared', (db, e) =>
             byKey(db, 'intervals', [Number(e.args.interval)]),
           ),
-        resolve: (payload: Obj) => payload,
+        resolve: eachEventAfresh,
       },
       positionSettled: {
         subscribe: () =>
           subscribeTo(feed, parameters.db, 'PositionSettled', (db, e) =>
             byKey(db, 'settlements', [Number(e.args.interval), Number(e.args.cell)]),
           ),
+        resolve: eachEventAfresh,
+      },
+      chainReorganized: {
+        subscribe: () => subscribeTo(feed, parameters.db, REORG_EVENT, async (_, e) => ({ ...e.args })),
         resolve: (payload: Obj) => payload,
       },
     },

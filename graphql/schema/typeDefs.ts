@@ -173,6 +173,18 @@ type Debt {
   creditorCell: Cell
 }
 
+"""
+The chain dropped the blocks above forkBlock (up to droppedThroughBlock): events a subscription
+delivered from those blocks did not happen. The events of the new branch follow on the other
+subscriptions.
+"""
+type ChainReorganization {
+  "The last block kept."
+  forkBlock: Int!
+  "The highest block the indexer had indexed on the dropped branch."
+  droppedThroughBlock: Int!
+}
+
 type IndexerStatus {
   indexedBlock: Int
   headBlock: Int
@@ -266,5 +278,7 @@ type Subscription {
   intervalCleared: Interval!
   "Each position as it is settled."
   positionSettled: Settlement!
+  "Each reorganisation the indexer rolled back: what the other subscriptions delivered above forkBlock is void."
+  chainReorganized: ChainReorganization!
 }
 `;

@@ -41,6 +41,17 @@ export const events = sqliteTable(
 );
 
 /**
+ * Every reorganisation the indexer rolled back: the block it forked at (kept) and the highest
+ * block it dropped. The GraphQL feed reads it to tell subscribers which events they received
+ * are gone; kept for good (a row per reorg).
+ */
+export const reorgs = sqliteTable('reorgs', {
+  id: integer('id').primaryKey({ autoIncrement: true }),
+  forkBlock: integer('fork_block').notNull(),
+  droppedThroughBlock: integer('dropped_through_block').notNull(),
+});
+
+/**
  * Before-images of derived rows changed in blocks that may be reorganised; a rollback
  * restores them newest first. Pruned once the block is final.
  */
@@ -246,6 +257,7 @@ export const tables = {
   checkpoint,
   blocks,
   events,
+  reorgs,
   undo_log: undoLog,
   cells,
   meters,

@@ -332,12 +332,17 @@ export function createIndexer(parameters: IndexerParameters): Indexer {
       );
     }
     const forkBlock = fork;
-    const dropped = checkpoint.number - forkBlock.number;
+    const droppedThrough = checkpoint.number;
+    const dropped = droppedThrough - forkBlock.number;
     let restored = 0;
     await db.transaction(async (tx) => {
       restored = await rollbackDerived(tx, forkBlock.number);
       await tx.run('DELETE FROM "events" WHERE "block_number" > ?', [forkBlock.number]);
       await tx.run('DELETE FROM "blocks" WHERE "number" > ?', [forkBlock.number]);
+      await tx.run('INSERT INTO "reorgs" ("fork_block", "dropped_through_block") VALUES (?, ?)', [
+        forkBlock.number,
+        droppedThrough,
+      ]);
       await tx.run('UPDATE "checkpoint" SET "block_number" = ?, "block_hash" = ? WHERE "id" = 1', [
         forkBlock.number,
         forkBlock.hash,
