@@ -1,5 +1,5 @@
 import mqtt from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
 import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
 import { chainClock } from '../../chain/clock/index.js';
@@ -9,7 +9,7 @@ import { type Order, signOrder, toSignedOrderArg } from '../../chain/typed-data/
 import { CellType, Side } from '../../chain/units/index.js';
 import { startMqttBroker } from '../../oracle/broker/index.js';
 import { type PlantServers, startPlantServers } from '../devices/startPlantServers.js';
-import { createPlant } from '../plant/index.js';
+import { createPlant, type Plant } from '../plant/index.js';
 import { createDerClient } from '../sunspec/derClient.js';
 import { loadTopology } from '../topology/index.js';
 import { createGridController, type GridController } from './index.js';
@@ -217,4 +217,112 @@ describe('the grid controller against a real chain, real Modbus devices and a re
       await Promise.all([port1.close(), port3.close(), router.close()]);
     }
   });
+});
+
+describe('a change of mode while the controller is writing', () => {
+  let servers: PlantServers | undefined;
+  let controller: GridController | undefined;
+
+  afterEach(async () => {
+    await controller?.close();
+    await servers?.close();
+    controller = undefined;
+    servers = undefined;
+  });
+
+  // The router's limit in each mode: 0 % (open) islanded, 80 % of its rating grid-connected.
+  it.each([
+    {
+      from: 'islanded',
+      to: 'grid-connected',
+      islanded: true,
+      before: 0,
+      after: 80,
+      basePort: BASE_PORT + 30,
+    },
+    {
+      from: 'grid-connected',
+      to: 'islanded',
+      islanded: false,
+      before: 80,
+      after: 0,
+      basePort: BASE_PORT + 60,
+    },
+  ])(
+    'does not lose a switch from $from to $to that lands while it writes: the next pass writes the interval again in the new mode',
+    async ({ islanded, before, after, basePort }) => {
+      const topology = structuredClone(loadTopology());
+      topology.zone = 'test';
+      const clock = chainClock(kit.publicClient);
+      const t = (await kit.chainTime()) / L + 2n;
+      await kit.setChainTime(t * L - 60n);
+      const plant = await createPlant({ topology, clock, seed: 9 });
+      // The plant as its Modbus servers see it, except that the first router write once
+      // `onRouterWrite` is set switches the controller's mode: the switch lands while the
+      // controller's write is on the wire, as the demo's setIslanded may (it switches a write
+      // lead before a phase's first interval, when the controller writes that interval).
+      let onRouterWrite: (() => void) | undefined;
+      const wired: Plant = {
+        ...plant,
+        write(id, change) {
+          plant.write(id, change);
+          const hook = id === 'router' ? onRouterWrite : undefined;
+          if (hook) onRouterWrite = undefined;
+          hook?.();
+        },
+      };
+      servers = await startPlantServers({ plant: wired, basePort });
+      const c = createGridController({
+        topology,
+        manifest: kit.manifest,
+        publicClient: kit.publicClient,
+        endpoint: (id) => servers?.address(id) ?? { host: '', port: 0 },
+        clock,
+        logger: silent,
+        confirmations: 1,
+        islanded,
+        revertSeconds: 600,
+        refreshSeconds: 200,
+        fromBlock: await kit.publicClient.getBlockNumber(),
+      });
+      controller = c;
+      const routerPercent = () => {
+        const s = plant.setpoint('router');
+        return s.enabled ? Math.round((s.watts * 1000) / topology.router.ratedW) / 10 : undefined;
+      };
+
+      expect(await c.tick()).toMatchObject({ interval: t - 1n, wrote: 'setpoints', failures: [] });
+      expect(routerPercent()).toBe(before);
+
+      // Delivery of t starts: t is planned in the old mode and the switch comes mid-write.
+      await kit.setChainTime(t * L);
+      onRouterWrite = () => c.setIslanded(!islanded);
+      expect(await c.tick()).toMatchObject({
+        interval: t,
+        writtenInterval: t,
+        wrote: 'setpoints',
+        failures: [],
+      });
+      expect(onRouterWrite).toBeUndefined(); // the switch did land during the write
+      expect(routerPercent()).toBe(before);
+
+      // The next pass, long before a refresh is due, writes t again in the new mode.
+      await kit.setChainTime(t * L + 10n);
+      expect(await c.tick()).toMatchObject({
+        interval: t,
+        writtenInterval: t,
+        wrote: 'setpoints',
+        failures: [],
+      });
+      expect(c.status().islanded).toBe(!islanded);
+      expect(c.plan(t)?.router.percent).toBe(after);
+      expect(routerPercent()).toBe(after);
+      const limits = plant.state().routerLimits;
+      expect(limits.importW === 0 && limits.exportW === 0).toBe(after === 0);
+      // Then nothing is due until the refresh.
+      await kit.setChainTime(t * L + 20n);
+      expect((await c.tick()).wrote).toBeUndefined();
+      expect(routerPercent()).toBe(after);
+    },
+  );
 });

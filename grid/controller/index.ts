@@ -188,7 +188,12 @@ export function createGridController(parameters: GridControllerParameters): Grid
     shortfalls: 0,
     cells: new Map(topology.cells.map((c) => [c.name, { unservedWh: 0n, curtailedWh: 0n }])),
   };
-  let active: bigint | undefined;
+  /**
+   * What is on the devices: the interval whose plan was written and the mode it was planned
+   * in. The mode is part of it because `setIslanded` may run while a pass is writing the plan
+   * of the other mode: that write must not count as done.
+   */
+  let written: { interval: bigint; islanded: boolean } | undefined;
   let lastWrite = 0n;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
@@ -500,13 +505,19 @@ export function createGridController(parameters: GridControllerParameters): Grid
     // clearing is confirmed (they are in place when delivery starts), else this interval's.
     const due = writeLead > 0n && follower.cleared(next) && now + writeLead >= next * L ? next : interval;
     let wrote: TickResult['wrote'];
-    if (active !== due) {
+    if (written?.interval !== due || written.islanded !== islanded) {
+      const mode = islanded;
       const plan = makePlan(due, now); // again, with whatever was confirmed since
       await write(plan, now, failures);
-      active = due;
+      written = { interval: due, islanded: mode };
       lastWrite = now;
       wrote = 'setpoints';
-      logger.info('setpoints written', { interval: due, startsIn: due * L - now, failures: failures.length });
+      logger.info('setpoints written', {
+        interval: due,
+        islanded: mode,
+        startsIn: due * L - now,
+        failures: failures.length,
+      });
     } else if (now - lastWrite >= BigInt(refreshSeconds)) {
       const plan = plans.get(due) ?? makePlan(due, now);
       await write(plan, now, failures);
@@ -521,7 +532,7 @@ export function createGridController(parameters: GridControllerParameters): Grid
       if (lastSample) report = deliver(lastSample, current, now);
       lastSample = current;
     }
-    return { now, interval, wrote, writtenInterval: active, report, failures };
+    return { now, interval, wrote, writtenInterval: written?.interval, report, failures };
   }
 
   const tick = () => {
@@ -554,13 +565,12 @@ export function createGridController(parameters: GridControllerParameters): Grid
     report: (interval) => reports.get(interval),
     setIslanded(value) {
       if (value === islanded) return;
-      islanded = value;
-      active = undefined; // plan (arbitration included) and write again at the next pass
+      islanded = value; // the next pass plans (arbitration included) and writes again
       logger.warn(value ? 'islanded: router open' : 'grid-connected: router closed', {});
     },
     status: () => ({
       islanded,
-      writtenInterval: active,
+      writtenInterval: written?.interval,
       lastReported: [...reports.keys()].at(-1),
       unservedWh: seen.unservedWh,
       curtailedWh: seen.curtailedWh,
