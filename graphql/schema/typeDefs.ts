@@ -48,6 +48,8 @@ type Wallet {
   dailyCap: BigInt!
   poolPaid: BigInt!
   poolReceived: BigInt!
+  "Escrow of buy orders in the pool not settled yet: the locked part of the wallet."
+  locked: BigInt!
   "Debt outstanding."
   debt: BigInt!
   updatedBlock: Int!

@@ -9,6 +9,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { BaseError } from '../../chain/errors/index.js';
 import { createTablesSql, type Dialect } from '../schema/createTablesSql.js';
+import { SCHEMA_VERSION } from '../schema/tables.js';
 
 /** A database value as the indexer writes and reads it. */
 export type SqlValue = string | number | null;
@@ -48,17 +49,56 @@ export function isPostgresUrl(url: string): boolean {
 }
 
 /**
- * Opens the database and creates the tables when missing.
+ * Opens the database and creates the tables when missing. A database made with another
+ * version of the schema is refused with a {@link DatabaseError} that says what to do.
  * @example const db = await openDatabase({ url: '.gridcell/index.sqlite' });
  */
 export async function openDatabase(parameters: OpenDatabaseParameters): Promise<Database> {
   const db = isPostgresUrl(parameters.url)
     ? await openPostgres(parameters.url, parameters.poolSize ?? 4)
     : openSqlite(parameters.url, parameters.readonly ?? false);
-  if (!parameters.readonly) {
-    for (const statement of createTablesSql(db.dialect)) await db.run(statement);
+  try {
+    if (!parameters.readonly) {
+      for (const statement of createTablesSql(db.dialect)) await db.run(statement);
+    }
+    await checkSchemaVersion(db, !parameters.readonly);
+  } catch (error) {
+    await db.close();
+    throw error;
   }
   return db;
+}
+
+/**
+ * The database's schema version must be this code's. A new database gets it written (by a
+ * writer); a database indexed before versioning has a checkpoint but no version (1).
+ */
+async function checkSchemaVersion(db: Database, writer: boolean): Promise<void> {
+  const read = async (sql: string) => {
+    try {
+      return (await db.all<{ v: number }>(sql))[0];
+    } catch {
+      return undefined; // a reader of a database made before the table existed
+    }
+  };
+  const row = await read('SELECT "version" AS "v" FROM "schema_info" WHERE "id" = 1');
+  let version = row ? Number(row.v) : undefined;
+  if (version === undefined && (await read('SELECT 1 AS "v" FROM "checkpoint" LIMIT 1'))) version = 1;
+  if (version === undefined) {
+    if (writer) await db.run('INSERT INTO "schema_info" ("id", "version") VALUES (1, ?)', [SCHEMA_VERSION]);
+    return;
+  }
+  if (version !== SCHEMA_VERSION) {
+    throw new DatabaseError(
+      `the index at ${db.location} has schema version ${version}; this gridcell reads and writes version ${SCHEMA_VERSION}`,
+      {
+        details:
+          version < SCHEMA_VERSION
+            ? 'index into a new database (another file, or an empty PostgreSQL database): the index is rebuilt from the chain'
+            : 'it was made by a newer gridcell: use that one, or index into a new database',
+      },
+    );
+  }
 }
 
 function openSqlite(path: string, readonly: boolean): Database {

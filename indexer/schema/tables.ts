@@ -9,6 +9,22 @@
  */
 import { index, integer, primaryKey, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
+/**
+ * The version of this schema the database was made with: one row (id 1). Raise
+ * {@link SCHEMA_VERSION} with every change to a table; a database of another version is
+ * refused on opening (indexer/database), since its tables do not have the columns this code
+ * writes.
+ */
+export const schemaInfo = sqliteTable('schema_info', {
+  id: integer('id').primaryKey(),
+  version: integer('version').notNull(),
+});
+
+/**
+ * 1: the tables before versioning (no `schema_info`); 2: `wallets.locked` and `reorgs`.
+ */
+export const SCHEMA_VERSION = 2;
+
 /** Where indexing stands: one row (id 1). */
 export const checkpoint = sqliteTable('checkpoint', {
   id: integer('id').primaryKey(),
@@ -115,6 +131,8 @@ export const wallets = sqliteTable('wallets', {
   dailyCap: text('daily_cap').notNull(),
   poolPaid: text('pool_paid').notNull(),
   poolReceived: text('pool_received').notNull(),
+  /** Escrow of the cell's buy orders in the pool not settled yet (the wallet's locked part). */
+  locked: text('locked').notNull(),
   debt: text('debt').notNull(),
   updatedBlock: integer('updated_block').notNull(),
 });
@@ -254,6 +272,7 @@ export const debts = sqliteTable(
 
 /** Every table, by name. */
 export const tables = {
+  schema_info: schemaInfo,
   checkpoint,
   blocks,
   events,

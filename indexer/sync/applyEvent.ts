@@ -21,6 +21,7 @@ function emptyWallet(cellId: number, block: number): DerivedRow<'wallets'> {
     dailyCap: '0',
     poolPaid: '0',
     poolReceived: '0',
+    locked: '0',
     debt: '0',
     updatedBlock: block,
   };
@@ -167,6 +168,14 @@ export async function applyEvent(store: DerivedStore, event: DecodedEvent): Prom
         blockNumber: block,
         txHash: event.txHash,
       });
+      // A buy order locks its worst case in the wallet, rounded up as the pool does
+      // (ClearingPool._book), until its position settles; a cancel releases nothing before.
+      if (int(a.side, 'side') === 0) {
+        const escrow = ((a.limitPrice as bigint) * (a.energyWh as bigint) + 999n) / 1000n;
+        await updateWallet(store, a.cell, block, (w) => {
+          w.locked = add(w.locked, escrow);
+        });
+      }
       return updateInterval(store, interval, block, (i) => {
         i.ordersSubmitted += 1;
       });
@@ -226,8 +235,11 @@ export async function applyEvent(store: DerivedStore, event: DecodedEvent): Prom
         txHash: event.txHash,
       });
       await updateWallet(store, a.cell, block, (w) => {
-        if (side === 0) w.poolPaid = add(w.poolPaid, a.amount);
-        else w.poolReceived = add(w.poolReceived, a.amount);
+        if (side === 0) {
+          // The whole escrow leaves the lock: paid, and the rest refunded.
+          w.poolPaid = add(w.poolPaid, a.amount);
+          w.locked = sub(sub(w.locked, a.amount), a.refund);
+        } else w.poolReceived = add(w.poolReceived, a.amount);
       });
       return updateInterval(store, interval, block, (i) => {
         i.positionsSettled += 1;

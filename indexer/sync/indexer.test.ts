@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cellRegistryAbi, clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { cellRegistryAbi, cellWalletsAbi, clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
 import { useKit } from '../../chain/test/kit.js';
 import { CellType } from '../../chain/units/index.js';
 import { type Database, openDatabase } from '../database/index.js';
@@ -10,9 +10,11 @@ import { silentLogger } from '../logger.js';
 import { reportSkippedPostgres, testBackends } from '../test/backends.js';
 import {
   chainEventKeys,
+  clearBook,
   databaseEventKeys,
   dumpDerived,
   runInterval,
+  settleBook,
   submitBook,
   testClientFor,
   waitFor,
@@ -125,6 +127,56 @@ describe.each(backends)('indexer on a real anvil ($name)', (b) => {
       expect(BigInt(String(w?.pool_paid))).toBeGreaterThan(0n);
     }
     expect(await dumpDerived(db)).toEqual(await dumpDerived(await reference('follow-reference')));
+  });
+
+  test("holds each wallet's locked escrow as the chain does, from the bids to their settlement", async () => {
+    const { db, indexer } = await startIndexer('locked', 3);
+    const run = await submitBook(kit);
+    const compare = async (label: string) => {
+      await caughtUp(indexer, db);
+      for (const cell of [...run.buyers, ...run.sellers]) {
+        const [, locked] = await kit.publicClient.readContract({
+          address: kit.manifest.contracts.wallets,
+          abi: cellWalletsAbi,
+          functionName: 'balanceOf',
+          args: [cell.id],
+        });
+        const [w] = await db.all<{ locked: string }>('SELECT "locked" FROM "wallets" WHERE "cell_id" = ?', [
+          Number(cell.id),
+        ]);
+        expect(w?.locked ?? '0', `${label}: cell ${cell.id}`).toBe(locked.toString());
+      }
+    };
+    await compare('bids submitted');
+    for (const buyer of run.buyers) {
+      const [w] = await db.all<{ locked: string }>('SELECT "locked" FROM "wallets" WHERE "cell_id" = ?', [
+        Number(buyer.id),
+      ]);
+      expect(BigInt(w?.locked ?? '0'), 'a bid locks its escrow').toBeGreaterThan(0n);
+    }
+    await clearBook(kit, run);
+    await compare('cleared');
+    await settleBook(kit, run);
+    await compare('settled');
+  });
+
+  test('refuses a database of another schema version, saying to index into a new one', async () => {
+    const url = await b.url('versions');
+    const db = await openDatabase({ url });
+    await db.run('UPDATE "schema_info" SET "version" = 1 WHERE "id" = 1');
+    await db.close();
+    await expect(openDatabase({ url })).rejects.toThrow(
+      /has schema version 1; this gridcell reads and writes version 2[\s\S]*index into a new database/,
+    );
+    // Indexed before versions were kept: a checkpoint and no version row.
+    const unversioned = await b.url('unversioned');
+    const old = await openDatabase({ url: unversioned });
+    await old.run('DELETE FROM "schema_info"');
+    await old.run(
+      'INSERT INTO "checkpoint" ("id", "chain_id", "block_number", "block_hash") VALUES (1, 31337, 5, \'0x00\')',
+    );
+    await old.close();
+    await expect(openDatabase({ url: unversioned })).rejects.toThrow(/has schema version 1/);
   });
 
   test('rolls back and replays when the chain reorganises (anvil snapshot and revert)', async () => {
