@@ -6,18 +6,15 @@
  */
 import type { Address, Chain, LocalAccount, PublicClient, Transport } from 'viem';
 import { clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { firstLine } from '../../chain/errors/index.js';
 import type { Logger } from '../../chain/logger/index.js';
-import {
-  type GridcellDomain,
-  type Order,
-  signOrder,
-  toSignedOrderArg,
-} from '../../chain/typed-data/index.js';
+import type { GridcellDomain, Order } from '../../chain/typed-data/index.js';
 import { Side } from '../../chain/units/index.js';
 import type { AgentConfig } from '../config/index.js';
 import type { DispatchLedger } from '../dispatch/index.js';
 import type { TxSender } from '../sender/index.js';
 import type { Forecast } from './forecast.js';
+import { positionOf, submitOrder } from './poolOrder.js';
 
 export { createForecast, type Forecast, type ForecastRevision, type IntervalForecast } from './forecast.js';
 
@@ -71,6 +68,7 @@ export function nextOpenInterval(now: bigint, intervalSeconds: bigint, lead: big
 /** Creates the pool bidder of one cell. */
 export function createPoolBidder(parameters: CreatePoolBidderParameters): PoolBidder {
   const { cell, config, account, publicClient, pool, forecast, ledger, tx, logger } = parameters;
+  const orders = { publicClient, pool, account, poolDomain: parameters.poolDomain, tx };
   const results = new Map<bigint, Promise<PoolBid>>();
   const settled: PoolBid[] = [];
 
@@ -89,14 +87,7 @@ export function createPoolBidder(parameters: CreatePoolBidderParameters): PoolBi
       wh: energyWh,
     });
     try {
-      const position = await publicClient.readContract({
-        address: pool,
-        abi: clearingPoolAbi,
-        functionName: 'positionOf',
-        args: [interval, cell],
-      });
-      let nonce = position.orderCount;
-      while (nonce < 16 && (position.cancelMask & (1 << nonce)) !== 0) nonce++;
+      const { nonce } = await positionOf(orders, interval, cell);
       const order: Order = {
         cell,
         interval,
@@ -106,26 +97,20 @@ export function createPoolBidder(parameters: CreatePoolBidderParameters): PoolBi
         nonce,
         expiry: interval * parameters.intervalSeconds - parameters.gateClosureLead,
       };
-      const signed = await signOrder(account, parameters.poolDomain, order);
-      const receipt = await tx.send({
-        address: pool,
-        abi: clearingPoolAbi,
-        functionName: 'submitOrders',
-        args: [[toSignedOrderArg(signed)]],
-      });
+      const transaction = await submitOrder(orders, order);
       forecast.advance(interval);
       logger.info('pool order placed', {
         interval,
         side: side === Side.Sell ? 'sell' : 'buy',
         wh: energyWh,
         limit: order.limitPrice,
-        transaction: receipt.transactionHash,
+        transaction,
       });
-      return { interval, order, transaction: receipt.transactionHash };
+      return { interval, order, transaction };
     } catch (error) {
       ledger.release(`pool:${interval}`);
       logger.error('pool order failed', { interval, error });
-      return { interval, skipped: `order failed: ${(error as Error).message.split('\n')[0]}` };
+      return { interval, skipped: `order failed: ${firstLine(error)}` };
     }
   }
 

@@ -26,6 +26,7 @@ import {
   type Transport,
 } from 'viem';
 import { debtChannelsAbi } from '../../chain/abi/contracts.generated.js';
+import { ContractRevertError, firstLine } from '../../chain/errors/index.js';
 import type { Logger } from '../../chain/logger/index.js';
 import {
   type CompactSignature,
@@ -122,8 +123,6 @@ const RETRY_AFTER_TICKS = 10;
 
 const Status = { Open: 1, Closing: 2, Closed: 3 } as const;
 const senderCell = (envelope: Envelope) => ('cell' in envelope.from ? envelope.from.cell : undefined);
-const firstLine = (error: unknown) =>
-  (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
 
 /** Creates the closing side of the deal book and registers its message handlers. */
 export function createChannelCloser(parameters: CreateChannelCloserParameters): ChannelCloser {
@@ -534,7 +533,9 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
           await recordVoucher(entry, 'closeWithVoucher');
           how = `closeWithVoucher, voucher ${seq}`;
         } catch (error) {
-          // The chain refused the voucher (its readings do not prove it there): close without it.
+          // Only a refusal by the chain (its readings do not prove the voucher there) closes
+          // without it; a network failure is tried again a few rounds later, voucher and all.
+          if (!(error instanceof ContractRevertError)) throw error;
           logger.warn('closing with the own voucher was refused; closing without it', {
             channel: entry.channel,
             error: firstLine(error),
@@ -550,11 +551,14 @@ export function createChannelCloser(parameters: CreateChannelCloserParameters): 
     entry.close = {
       state: 'closing',
       finalAmount: after.owed,
-      seq,
+      seq: after.seq, // the voucher the chain holds
       deadline: t,
       closeDeadline: after.closeDeadline,
       path: 'unilateral',
-      reason: `no close from the seller, cell ${entry.deal.sellerCell}, by ${waitedUntil}`,
+      reason:
+        state.status === Status.Open
+          ? `no close from the seller, cell ${entry.deal.sellerCell}, by ${waitedUntil}`
+          : `the seller started a close and had not settled it by ${waitedUntil}`,
     };
     logger.warn('closing the channel alone', {
       channel: entry.channel,

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Address, Chain, Hex, LocalAccount, PublicClient, Transport } from 'viem';
 import { debtChannelsAbi } from '../../chain/abi/contracts.generated.js';
+import { firstLine } from '../../chain/errors/index.js';
 import type { Logger } from '../../chain/logger/index.js';
 import {
   channelId,
@@ -234,7 +235,7 @@ export function createContractNet(parameters: CreateContractNetParameters): Cont
       });
       transaction = receipt.transactionHash;
     } catch (error) {
-      return failure(`opening the channel failed: ${(error as Error).message.split('\n')[0]}`);
+      return failure(`opening the channel failed: ${firstLine(error)}`);
     }
     const channel = channelId(parameters.channelsDomain, deal);
     conversation.state = 'open';

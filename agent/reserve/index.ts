@@ -8,16 +8,14 @@
  */
 import type { MqttClient } from 'mqtt';
 import type { Address, Chain, LocalAccount, PublicClient, Transport } from 'viem';
-import { clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
+import { firstLine } from '../../chain/errors/index.js';
 import type { Logger } from '../../chain/logger/index.js';
-import {
-  type GridcellDomain,
-  type Order,
-  signOrder,
-  toSignedOrderArg,
-} from '../../chain/typed-data/index.js';
+import type { GridcellDomain, Order } from '../../chain/typed-data/index.js';
 import { Side } from '../../chain/units/index.js';
 import { gridReserveSchema, gridTopics } from '../../grid/controller/messages.js';
+import { parsePayload } from '../../oracle/messages/index.js';
+import { nextOpenInterval } from '../bidding/index.js';
+import { positionOf, submitOrder } from '../bidding/poolOrder.js';
 import type { AgentConfig } from '../config/index.js';
 import type { DispatchLedger } from '../dispatch/index.js';
 import type { TxSender } from '../sender/index.js';
@@ -88,6 +86,7 @@ export async function createReserveResponder(
   parameters: CreateReserveResponderParameters,
 ): Promise<ReserveResponder> {
   const { cell, zone, config, account, mqtt, publicClient, pool, ledger, tx, logger } = parameters;
+  const orders = { publicClient, pool, account, poolDomain: parameters.poolDomain, tx };
   const L = parameters.intervalSeconds;
   const lead = parameters.gateClosureLead;
   const topic = gridTopics.reserve(zone);
@@ -108,34 +107,17 @@ export async function createReserveResponder(
     // The client is shared: only this zone's reserve topic is ours.
     if (received !== topic) return;
     metrics.received++;
-    let raw: unknown;
-    try {
-      raw = JSON.parse(payload.toString('utf8'));
-    } catch {
+    const parsed = parsePayload(gridReserveSchema, payload);
+    if (!parsed.ok) {
       metrics.invalid++;
       logger.warn('reserve request rejected', {
         topic,
-        reason: 'not JSON',
-        received: payload.toString('utf8').slice(0, 200),
+        reason: parsed.reason,
         expected: 'a grid-reserve payload (docs/grid.md)',
       });
       return;
     }
-    const parsed = gridReserveSchema.safeParse(raw);
-    if (!parsed.success) {
-      metrics.invalid++;
-      logger.warn('reserve request rejected', {
-        topic,
-        reason: parsed.error.issues
-          .slice(0, 3)
-          .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-          .join('; '),
-        received: payload.toString('utf8').slice(0, 200),
-        expected: 'a grid-reserve payload (docs/grid.md)',
-      });
-      return;
-    }
-    const request = parsed.data;
+    const request = parsed.value;
     if (request.cell !== cell) {
       metrics.otherCell++;
       logger.debug('reserve request for another cell ignored', {
@@ -177,6 +159,16 @@ export async function createReserveResponder(
       decline(result, `gate closed: interval ${interval} closed at ${gateClosure}, now ${now}`);
       return result;
     }
+    // The controller asks for the next interval still open; anyone on the broker could ask for
+    // far ones and lock escrow in each. One interval of slack for clocks read a moment apart.
+    const latest = nextOpenInterval(now, L, lead) + 1n;
+    if (interval > latest) {
+      decline(
+        result,
+        `too far ahead: interval ${interval}, the controller asks for ${latest - 1n} at the latest`,
+      );
+      return result;
+    }
     const side = request.side === 'buy' ? Side.Buy : Side.Sell;
     const limitPrice = side === Side.Buy ? config.preferences.maxBuyPrice : config.preferences.minSellPrice;
     // A limit of 0 is no limit the owner set: the agent neither buys with nothing escrowed nor gives energy away.
@@ -202,12 +194,7 @@ export async function createReserveResponder(
       return result;
     }
     try {
-      const position = await publicClient.readContract({
-        address: pool,
-        abi: clearingPoolAbi,
-        functionName: 'positionOf',
-        args: [interval, cell],
-      });
+      const { position, nonce } = await positionOf(orders, interval, cell);
       // The pool takes one side per cell and interval (PoolSideConflict): say so instead of reverting.
       if (position.orderCount !== 0 && position.side !== side) {
         ledger.release(ledgerKey);
@@ -217,18 +204,10 @@ export async function createReserveResponder(
         );
         return result;
       }
-      let nonce = position.orderCount;
-      while (nonce < 16 && (position.cancelMask & (1 << nonce)) !== 0) nonce++;
       const order: Order = { cell, interval, side, energyWh, limitPrice, nonce, expiry: gateClosure };
-      const signed = await signOrder(account, parameters.poolDomain, order);
-      const receipt = await tx.send({
-        address: pool,
-        abi: clearingPoolAbi,
-        functionName: 'submitOrders',
-        args: [[toSignedOrderArg(signed)]],
-      });
+      const transaction = await submitOrder(orders, order);
       result.order = order;
-      result.transaction = receipt.transactionHash;
+      result.transaction = transaction;
       metrics.placed++;
       logger.info('reserve request answered with a pool order', {
         interval,
@@ -239,7 +218,7 @@ export async function createReserveResponder(
         nonce,
         code: request.code,
         forInterval: request.forInterval,
-        transaction: receipt.transactionHash,
+        transaction,
       });
       return result;
     } catch (error) {
@@ -247,7 +226,7 @@ export async function createReserveResponder(
       // Transient (RPC down, nonce race): a re-sent request may be answered.
       seen.delete(key);
       metrics.failed++;
-      result.declined = `order failed: ${(error as Error).message.split('\n')[0]}`;
+      result.declined = `order failed: ${firstLine(error)}`;
       logger.error('reserve order failed', { interval, side: request.side, wh: energyWh, error });
       return result;
     }

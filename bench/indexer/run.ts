@@ -33,6 +33,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { abiHash, cellRegistryAbi, clearingPoolAbi } from '../../chain/abi/contracts.generated.js';
 import { defaultChannelParameters, defaultPoolParameters, startDevnet } from '../../chain/devnet/index.js';
+import { readManifest } from '../../chain/manifest/index.js';
 import { openDatabase } from '../../indexer/database/index.js';
 import { type GeneratedChain, generateChain } from './generateChain.js';
 
@@ -199,9 +200,6 @@ interface ChainSummary {
   intervals: string[];
   firstBlock: string;
   lastBlock: string;
-  /** The pool the orders went to, and the ABIs it was deployed with. */
-  pool?: string;
-  abiHash?: string;
 }
 
 /** Generates the chain, or reloads the one kept in --state. */
@@ -211,9 +209,10 @@ async function prepareChain(manifestPath: string): Promise<GeneratedChain> {
     const summary = JSON.parse(readFileSync(summaryPath, 'utf8')) as ChainSummary;
     // With other contracts than the kept chain's, the devnet would deploy them again beside it
     // and the indexers would index an empty pool (and the kept manifest would name it).
-    if (summary.abiHash !== abiHash || !summary.pool) {
+    const kept = existsSync(manifestPath) ? readManifest(manifestPath) : undefined;
+    if (kept?.abiHash !== abiHash) {
       throw new Error(
-        `the chain kept in ${options.state} was made with other contracts (ABI hash ${summary.abiHash ?? 'not recorded'}, these are ${abiHash}): delete ${options.state} and its .manifest.json and .summary.json to generate it again`,
+        `the chain kept in ${options.state} was made with other contracts (ABI hash ${kept?.abiHash ?? 'unknown: no manifest'}, these are ${abiHash}): delete ${options.state} and its .manifest.json and .summary.json to generate it again`,
       );
     }
     log(`reloading the chain kept in ${options.state} (${summary.orders} orders)`);
@@ -224,10 +223,10 @@ async function prepareChain(manifestPath: string): Promise<GeneratedChain> {
       channels: defaultChannelParameters,
       manifestPath,
     });
-    if (devnet.manifest.contracts.pool !== summary.pool) {
+    if (devnet.manifest.contracts.pool !== kept.contracts.pool) {
       await devnet.stop();
       throw new Error(
-        `the chain kept in ${options.state} did not bring back its pool ${summary.pool} (the devnet deployed ${devnet.manifest.contracts.pool}): delete the kept files to generate it again`,
+        `the chain kept in ${options.state} did not bring back its pool ${kept.contracts.pool} (the devnet deployed ${devnet.manifest.contracts.pool}): delete the kept files to generate it again`,
       );
     }
     return {
@@ -252,8 +251,6 @@ async function prepareChain(manifestPath: string): Promise<GeneratedChain> {
       intervals: chain.intervals.map(String),
       firstBlock: String(chain.firstBlock),
       lastBlock: String(chain.lastBlock),
-      pool: chain.devnet.manifest.contracts.pool,
-      abiHash,
     };
     writeFileSync(summaryPath, `${JSON.stringify(summary)}\n`);
   }

@@ -37,6 +37,11 @@ export class BaseError extends Error {
   }
 }
 
+/** The first line of an error's message: the short reason, for logs and answers. */
+export function firstLine(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+}
+
 /** A contract call reverted; `errorName` and `args` are the decoded custom error. */
 export class ContractRevertError extends BaseError {
   override name = 'ContractRevertError' as const;

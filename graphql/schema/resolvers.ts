@@ -127,13 +127,13 @@ async function byKey(db: Database, table: ListSpec['table'], key: SqlValue[]): P
   return row ? toObject(table, row) : null;
 }
 
-/** An async iterator over the feed's events of one name, mapped to GraphQL objects. */
 /** A subscription event's payload, resolved with loaders of its own (see `Subscription`). */
 function eachEventAfresh(payload: Obj, _: unknown, ctx: GraphqlContext): Obj {
   ctx.loaders = createLoaders(ctx.db);
   return payload;
 }
 
+/** An async iterator over the feed's events of one name, mapped to GraphQL objects. */
 function subscribeTo(
   feed: EventFeed,
   db: Database,

@@ -28,6 +28,14 @@ const decimal = z
   .string()
   .regex(/^-?(0|[1-9][0-9]*)$/, 'a decimal integer as a string')
   .transform((s) => BigInt(s));
+const count = z
+  .string()
+  .regex(/^(0|[1-9][0-9]*)$/, 'a non-negative decimal integer as a string')
+  .transform((s) => BigInt(s));
+const positive = z
+  .string()
+  .regex(/^[1-9][0-9]*$/, 'a positive decimal integer as a string')
+  .transform((s) => BigInt(s));
 
 export const gridTelemetrySchema = z.object({
   v: z.literal(1),
@@ -79,13 +87,13 @@ export const gridRefusalSchema = z.object({
 export const gridReserveSchema = z.object({
   v: z.literal(1),
   type: z.literal('grid-reserve'),
-  interval: decimal,
+  interval: count,
   /** `CellLimit` / `RouterLimit`: refused before delivery; `Shortfall`: metered short after it. */
   code: z.enum(['CellLimit', 'RouterLimit', 'Shortfall']),
   side: z.enum(['buy', 'sell']),
-  energyWh: decimal,
-  cell: decimal,
-  forInterval: decimal,
+  energyWh: positive,
+  cell: count,
+  forInterval: count,
   reason: z.string(),
   at: z.number().int(),
 });

@@ -54,7 +54,10 @@ export async function startSunSpecMeterServer(
   parameters: SunSpecMeterServerParameters,
 ): Promise<SunSpecMeterServer> {
   const { serial, port } = parameters;
-  if (!serial && !port) throw new Error('an explicit port is required (ServerTCP given 0 listens on 502)');
+  if (serial && port) throw new Error('give a TCP port or a serial port (RTU), not both');
+  if (!serial && !port) {
+    throw new Error('give an explicit TCP port (ServerTCP given 0 listens on 502) or a serial port (RTU)');
+  }
   const base = parameters.base ?? 40000;
   const unitId = parameters.unitId ?? 1;
   const commonStart = base + 2;

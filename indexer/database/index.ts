@@ -77,17 +77,24 @@ async function checkSchemaVersion(db: Database, writer: boolean): Promise<void> 
   const read = async (sql: string) => {
     try {
       return (await db.all<{ v: number }>(sql))[0];
-    } catch {
-      return undefined; // a reader of a database made before the table existed
+    } catch (error) {
+      // A reader of a database made before the table existed; a writer created every table.
+      if (writer) throw error;
+      return undefined;
     }
   };
-  const row = await read('SELECT "version" AS "v" FROM "schema_info" WHERE "id" = 1');
-  let version = row ? Number(row.v) : undefined;
-  if (version === undefined && (await read('SELECT 1 AS "v" FROM "checkpoint" LIMIT 1'))) version = 1;
-  if (version === undefined) {
-    if (writer) await db.run('INSERT INTO "schema_info" ("id", "version") VALUES (1, ?)', [SCHEMA_VERSION]);
-    return;
+  const versionRow = () => read('SELECT "version" AS "v" FROM "schema_info" WHERE "id" = 1');
+  let row = await versionRow();
+  if (!row && (await read('SELECT 1 AS "v" FROM "checkpoint" LIMIT 1'))) row = { v: 1 };
+  if (!row) {
+    if (!writer) return;
+    // Two writers may open a new database at once: the first row stands, and both read it.
+    await db.run('INSERT INTO "schema_info" ("id", "version") VALUES (1, ?) ON CONFLICT ("id") DO NOTHING', [
+      SCHEMA_VERSION,
+    ]);
+    row = await versionRow();
   }
+  const version = Number(row?.v);
   if (version !== SCHEMA_VERSION) {
     throw new DatabaseError(
       `the index at ${db.location} has schema version ${version}; this gridcell reads and writes version ${SCHEMA_VERSION}`,

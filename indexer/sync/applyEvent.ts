@@ -1,4 +1,5 @@
 import { type Address, zeroAddress } from 'viem';
+import { escrowFor } from '../../chain/units/index.js';
 import type { DecodedEvent } from './decodeLogs.js';
 import type { DerivedRow, DerivedStore } from './derivedStore.js';
 
@@ -168,10 +169,10 @@ export async function applyEvent(store: DerivedStore, event: DecodedEvent): Prom
         blockNumber: block,
         txHash: event.txHash,
       });
-      // A buy order locks its worst case in the wallet, rounded up as the pool does
-      // (ClearingPool._book), until its position settles; a cancel releases nothing before.
+      // A buy order locks its worst case in the wallet until its position settles; a cancel
+      // releases nothing before.
       if (int(a.side, 'side') === 0) {
-        const escrow = ((a.limitPrice as bigint) * (a.energyWh as bigint) + 999n) / 1000n;
+        const escrow = escrowFor(a.energyWh as bigint, a.limitPrice as bigint);
         await updateWallet(store, a.cell, block, (w) => {
           w.locked = add(w.locked, escrow);
         });

@@ -6,6 +6,7 @@
 import { createTestClient, http } from 'viem';
 import { clearingPoolAbi, debtChannelsAbi } from '../../chain/abi/contracts.generated.js';
 import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
+import { freshInterval } from '../../chain/test/freshInterval.js';
 import type { Kit, TestCell } from '../../chain/test/kit.js';
 import {
   channelId,
@@ -64,19 +65,7 @@ export async function submitBook(kit: Kit): Promise<IntervalRun & { orders: Orde
   const L = kit.manifest.pool.intervalSeconds;
   const sellers = [await kit.newCell(CellType.Prosumer), await kit.newCell(CellType.StochasticGenerator)];
   const buyers = [await kit.newCell(CellType.PassiveConsumer), await kit.newCell(CellType.ActiveConsumer)];
-  // A fresh interval: earlier tests may have left orders in the next ones, and clearing
-  // takes every order of the interval.
-  let interval = (await kit.chainTime()) / L + 2n;
-  for (;;) {
-    const existing = await kit.publicClient.readContract({
-      address: kit.manifest.contracts.pool,
-      abi: clearingPoolAbi,
-      functionName: 'intervalOf',
-      args: [interval],
-    });
-    if (existing.orderCount === 0) break;
-    interval++;
-  }
+  const interval = await freshInterval(kit);
   const expiry = interval * L;
   const order = (cell: TestCell, side: number, energyWh: bigint, limitPrice: bigint): Order => ({
     cell: cell.id,

@@ -30,7 +30,7 @@ import {
   type RawSample,
 } from '../sources/index.js';
 import type { Boundary, OracleStore } from '../store/oracleStore.js';
-import { TIMED_OUT, within } from '../util/within.js';
+import { settleWithin, TIMED_OUT, within } from '../util/within.js';
 
 export type SourceSpec =
   | {
@@ -533,11 +533,11 @@ export function createOracle(parameters: CreateOracleParameters): Oracle {
       const c = client;
       // A broker that just died may still look connected: nothing here waits for it for long.
       if (c?.connected) {
-        await within(2000, flush());
-        await within(2000, c.publishAsync(statusTopic, offline, { qos: 1, retain: true }));
+        await settleWithin(2000, flush());
+        await settleWithin(2000, c.publishAsync(statusTopic, offline, { qos: 1, retain: true }));
       }
-      await within(2000, Promise.all(meters.map((m) => m.source?.close())));
-      if (c) await within(2000, c.endAsync(true));
+      await settleWithin(2000, Promise.all(meters.map((m) => m.source?.close())));
+      if (c) await settleWithin(2000, c.endAsync(true));
       store.close();
       logger.info('stopped', { unsent: 'kept in the store' });
     },

@@ -28,7 +28,7 @@ import { type GridcellDomain, recoverMeterReadingSigner } from '../../chain/type
 import { Side } from '../../chain/units/index.js';
 import { parseReadingMessage, type ReadingMessage, topics } from '../messages/index.js';
 import type { Metrics } from '../metrics/index.js';
-import { within } from '../util/within.js';
+import { settleWithin } from '../util/within.js';
 import type { RelayedReading, RelayerStore } from './relayerStore.js';
 
 const SCHEDULED = 1;
@@ -419,7 +419,7 @@ export function createRelayer(parameters: CreateRelayerParameters): Relayer {
       await running;
       // A broker that just died may still look connected: nothing here waits for it for long.
       if (client?.connected) {
-        await within(
+        await settleWithin(
           2000,
           client.publishAsync(statusTopic, JSON.stringify({ v: 1, type: 'status', state: 'offline' }), {
             qos: 1,
@@ -427,7 +427,7 @@ export function createRelayer(parameters: CreateRelayerParameters): Relayer {
           }),
         );
       }
-      if (client) await within(2000, client.endAsync(true));
+      if (client) await settleWithin(2000, client.endAsync(true));
       store.close();
       logger.info('stopped');
     },

@@ -9,6 +9,7 @@ import { quoteClearing } from '../../chain/clearing/quoteClearing.js';
 import { createGridcellClients } from '../../chain/client/index.js';
 import { chainClock } from '../../chain/clock/index.js';
 import { createLogger, silentLogger } from '../../chain/logger/index.js';
+import { freshInterval } from '../../chain/test/freshInterval.js';
 import { useKit } from '../../chain/test/kit.js';
 import { waitFor } from '../../chain/test/waitFor.js';
 import {
@@ -82,11 +83,11 @@ function relayerFor(parameters: {
   return { relayer, metrics };
 }
 
-/** Two fresh cells with matching orders for an interval two ahead, cleared at gate closure. */
+/** Two fresh cells with matching orders for a fresh interval, cleared at gate closure. */
 async function clearedInterval(energyWh: bigint) {
   const seller = await kit.newCell(CellType.Prosumer);
   const buyer = await kit.newCell(CellType.PassiveConsumer);
-  const t = (await kit.chainTime()) / L + 2n;
+  const t = await freshInterval(kit);
   const orders: Order[] = [
     {
       cell: seller.id,
